@@ -1,0 +1,4 @@
+"""Base distributions for flows."""
+from .normal import DiagNormal, StandardNormal
+
+__all__ = ["DiagNormal", "StandardNormal"]

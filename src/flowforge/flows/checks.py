@@ -1,0 +1,41 @@
+"""Boundary checks for user tensors: shape, dtype, finiteness, with errors that name the problem."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import FlowforgeError
+
+
+def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> None:
+    """Raise FlowforgeError unless x is a floating (batch, *event_shape) tensor with finite values."""
+    if not isinstance(x, Tensor):
+        raise FlowforgeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise FlowforgeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if tuple(x.shape[1:]) != tuple(event_shape) or x.dim() != len(event_shape) + 1:
+        raise FlowforgeError(f"{name}: expected shape (batch, {', '.join(map(str, event_shape))}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise FlowforgeError(f"{name} contains NaN or Inf")
+
+
+def check_context(context: Tensor | None, context_features: int, batch: int | None, name: str = "context") -> Tensor | None:
+    """Validate a context; a single (context_features,) vector is broadcast to `batch` rows."""
+    if context_features == 0:
+        if context is not None:
+            raise FlowforgeError("this flow is unconditional: pass no context")
+        return None
+    if context is None:
+        raise FlowforgeError(f"this flow is conditional: pass a context of {context_features} features")
+    if not isinstance(context, Tensor):
+        context = torch.as_tensor(context, dtype=torch.get_default_dtype())
+    if context.dim() == 1 and context.shape[0] == context_features and batch is not None:
+        context = context.expand(batch, context_features)
+    if context.dim() != 2 or context.shape[1] != context_features or (batch is not None and context.shape[0] != batch):
+        raise FlowforgeError(
+            f"{name}: expected ({batch if batch is not None else 'batch'}, {context_features}) "
+            f"or ({context_features},), got {tuple(context.shape)}"
+        )
+    if not torch.isfinite(context).all():
+        raise FlowforgeError(f"{name} contains NaN or Inf")
+    return context

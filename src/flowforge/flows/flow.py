@@ -1,0 +1,126 @@
+"""Flow: a base distribution pushed through an invertible transform."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import FlowforgeError
+from ..transforms.base import Transform
+from .checks import check_batch, check_context
+
+
+class Flow(nn.Module):
+    """A normalizing flow: z = transform(x) ~ base.
+
+        log p(x) = log p_base(f(x)) + log|det df/dx|      (exact, in nats)
+        sample:  x = f^-1(z),  z ~ base (scaled by `temperature`)
+
+    Args:
+        transform: the bijection f from data to latent (a Transform, e.g. a Compose).
+        base: any object with `log_prob(z)` (one value per sample, or per element, summed here)
+            and `sample(shape)`, e.g. StandardNormal or a torch.distributions.Distribution.
+        event_shape: shape of one data point; read from `base.event_shape` when omitted.
+        context_features: size of the conditioning vector (0: unconditional).
+
+    Example:
+        >>> import torch, flowforge
+        >>> flow = flowforge.RealNVP(2, layers=4, hidden=(32, 32))
+        >>> flow.log_prob(torch.zeros(3, 2)).shape
+        torch.Size([3])
+        >>> flow.sample(5).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        transform: Transform,
+        base: Any,
+        event_shape: tuple[int, ...] | None = None,
+        context_features: int = 0,
+    ) -> None:
+        super().__init__()
+        self.transform = transform
+        self.base = base
+        shape = event_shape if event_shape is not None else getattr(base, "event_shape", None)
+        if shape is None:
+            raise FlowforgeError("Flow: pass event_shape, the base has none")
+        self.event_shape = tuple(int(s) for s in shape)
+        self.context_features = context_features
+        self.spec: dict[str, Any] | None = None  # builder name + kwargs, set by the model registry
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _anchor(self) -> Tensor:
+        for tensor in self.parameters():
+            return tensor
+        for tensor in self.buffers():
+            return tensor
+        return torch.zeros(())
+
+    def _prepare(self, x: Tensor, context: Tensor | None, name: str = "x") -> tuple[Tensor, Tensor | None]:
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x)
+        if x.is_floating_point():
+            x = x.to(self._anchor().dtype)
+        check_batch(x, self.event_shape, name)
+        context = check_context(context, self.context_features, x.shape[0])
+        return x, context
+
+    def _base_log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
+        lp = self.base.log_prob(z, context) if context is not None else self.base.log_prob(z)
+        return lp.flatten(1).sum(1) if lp.dim() > 1 else lp
+
+    def _base_sample(self, n: int, temperature: float, context: Tensor | None) -> Tensor:
+        if isinstance(self.base, nn.Module) and hasattr(self.base, "event_shape"):
+            return self.base.sample((n,), temperature=temperature, context=context)
+        z = self.base.sample((n,))  # e.g. a torch.distributions object: scale around its mean
+        return z if temperature == 1.0 else self.base.mean + temperature * (z - self.base.mean)
+
+    # -- public API --------------------------------------------------------------------------
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Exact log-density of each row of x, in nats: shape (batch,)."""
+        x, context = self._prepare(x, context)
+        z, logabsdet = self.transform(x, context)
+        return self._base_log_prob(z, context) + logabsdet
+
+    def encode(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Exact latents z = f(x)."""
+        x, context = self._prepare(x, context)
+        return self.transform(x, context)[0]
+
+    def decode(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """Data x = f^-1(z)."""
+        z, context = self._prepare(z, context, "z")
+        return self.transform.inverse(z, context)[0]
+
+    def sample(self, n: int, temperature: float = 1.0, context: Tensor | None = None, chunk_size: int = 65536) -> Tensor:
+        """n samples x = f^-1(T * z), z ~ base; in chunks so memory stays bounded; no autograd graph."""
+        with torch.no_grad():
+            return self._sample(n, temperature, context, chunk_size, with_log_prob=False)[0]
+
+    def sample_and_log_prob(
+        self, n: int, context: Tensor | None = None, temperature: float = 1.0, chunk_size: int = 65536
+    ) -> tuple[Tensor, Tensor]:
+        """n samples and their exact model log-density log p(x), from one inverse pass."""
+        return self._sample(n, temperature, context, chunk_size, with_log_prob=True)
+
+    def _sample(
+        self, n: int, temperature: float, context: Tensor | None, chunk_size: int, with_log_prob: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise FlowforgeError(f"sample: n must be a non-negative integer, got {n!r}")
+        if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
+            raise FlowforgeError(f"sample: temperature must be a positive number, got {temperature!r}")
+        context = check_context(context, self.context_features, n)
+        xs, lps = [], []
+        for start in range(0, max(n, 1), chunk_size):
+            m = min(chunk_size, n - start)
+            c = context[start : start + m] if context is not None else None
+            z = self._base_sample(m, temperature, c)
+            x, logabsdet = self.transform.inverse(z, c)
+            xs.append(x)
+            if with_log_prob:
+                lps.append(self._base_log_prob(z, c) - logabsdet)
+        x = torch.cat(xs)[:n]
+        return x, (torch.cat(lps)[:n] if with_log_prob else None)

@@ -1,0 +1,4 @@
+"""Conditioner networks."""
+from .mlp import MLP
+
+__all__ = ["MLP"]

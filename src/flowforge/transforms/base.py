@@ -1,0 +1,73 @@
+"""The transform contract: Transform, Compose, Inverse — nothing else."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+
+class Transform(nn.Module):
+    """A bijection f from data x to latent z with a tractable log|det df/dx|.
+
+        forward(x, context) -> (z, logabsdet)    data -> latent; used by log_prob
+        inverse(z, context) -> (x, logabsdet)    latent -> data; used by sample
+
+    logabsdet is (batch,) and belongs to the map applied: the two directions sum to zero.
+    """
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class Compose(Transform):
+    """f = f_n o ... o f_1: runs layers in order, sums log-dets; inverts in reverse order."""
+
+    def __init__(self, transforms: Iterable[Transform]) -> None:
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __getitem__(self, index: int) -> Transform:
+        return self.transforms[index]
+
+    def __iter__(self):
+        return iter(self.transforms)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        total = x.new_zeros(x.shape[0])
+        for transform in self.transforms:
+            x, logabsdet = transform(x, context)
+            total = total + logabsdet
+        return x, total
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        total = z.new_zeros(z.shape[0])
+        for transform in reversed(self.transforms):
+            z, logabsdet = transform.inverse(z, context)
+            total = total + logabsdet
+        return z, total
+
+
+class Inverse(Transform):
+    """The inverse of a transform: swaps forward and inverse (e.g. IAF from MAF)."""
+
+    def __init__(self, transform: Transform) -> None:
+        super().__init__()
+        self.base_transform = transform
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.base_transform.inverse(x, context)
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.base_transform(z, context)
+
+
+def zero_logabsdet(x: Tensor) -> Tensor:
+    """A (batch,) zero log-det in x's dtype and device (volume-preserving layers)."""
+    return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)

@@ -1,0 +1,118 @@
+"""Coupling layers for vectors: AffineCoupling (Real NVP) and AdditiveCoupling (NICE)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .base import Transform
+
+from ..errors import FlowforgeError
+
+
+def alternating_mask(features: int, even: bool = True) -> Tensor:
+    """0/1 mask 1,0,1,0,... (or 0,1,0,1,... when even=False); ones pass through unchanged."""
+    mask = (torch.arange(features) % 2 == 0).float()
+    return mask if even else 1 - mask
+
+
+def half_mask(features: int, first: bool = True) -> Tensor:
+    """0/1 mask keeping the first ceil(D/2) features (or the last floor(D/2) when first=False)."""
+    mask = torch.zeros(features)
+    k = (features + 1) // 2
+    if first:
+        mask[:k] = 1
+    else:
+        mask[k:] = 1
+    return mask
+
+
+def soft_clamp(s: Tensor, bound: float) -> Tensor:
+    """bound * tanh(s / bound): smooth, identity near 0, |s| < bound (exp(s) never overflows)."""
+    return bound * torch.tanh(s / bound)
+
+
+class AffineCoupling(Transform):
+    """Affine coupling (Real NVP) on vectors.
+
+        x_A = x[mask == 1] passes through; (s, t) = net(x_A, context)
+        z_B = x_B * exp(s) + t,     log|det dz/dx| = sum(s)
+        x_B = (z_B - t) * exp(-s)
+
+    The log-scale is soft-clamped, s = bound * tanh(s_raw / bound) (bound 3 by default: a
+    layer scales by at most e^3 ~ 20 either way), which keeps exp(s) finite on outliers while
+    leaving small scales untouched. The network sees only x_A (no wasted masked inputs) and
+    emits log-scale and shift in one pass; zero-initialise its last layer to start at identity.
+
+    Args:
+        mask: (D,) 0/1; ones pass through, zeros are transformed. Needs both kinds.
+        net_factory: (in_features, out_features) -> module mapping (B, in) and context to (B, out).
+        scale: False gives NICE's additive coupling (s = 0).
+        bound: soft-clamp bound for the log-scale.
+
+    Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
+    """
+
+    def __init__(
+        self,
+        mask: Tensor,
+        net_factory: Callable[[int, int], nn.Module],
+        scale: bool = True,
+        bound: float = 3.0,
+    ) -> None:
+        super().__init__()
+        mask = torch.as_tensor(mask).flatten().bool()
+        if mask.all() or not mask.any():
+            raise FlowforgeError("coupling mask needs both ones (kept) and zeros (transformed)")
+        identity = mask.nonzero().flatten()
+        transformed = (~mask).nonzero().flatten()
+        order = torch.cat([identity, transformed])
+        self.register_buffer("identity_index", identity, persistent=False)
+        self.register_buffer("transformed_index", transformed, persistent=False)
+        self.register_buffer("merge_index", torch.argsort(order), persistent=False)
+        # a contiguous split [kept | transformed] needs only slicing, no gather/scatter
+        self.is_contiguous = bool((order == torch.arange(len(order))).all())
+        self.split = len(identity)
+        self.scale, self.bound = scale, bound
+        self.net = net_factory(len(identity), len(transformed) * (2 if scale else 1))
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.is_contiguous:
+            return x[:, : self.split], x[:, self.split :]
+        return x.index_select(1, self.identity_index), x.index_select(1, self.transformed_index)
+
+    def _merge(self, a: Tensor, b: Tensor) -> Tensor:
+        merged = torch.cat([a, b], dim=1)
+        return merged if self.is_contiguous else merged.index_select(1, self.merge_index)
+
+    def _scale_shift(self, a: Tensor, context: Tensor | None) -> tuple[Tensor | None, Tensor]:
+        out = self.net(a, context)
+        if not self.scale:
+            return None, out
+        s, t = out.chunk(2, dim=1)
+        return soft_clamp(s, self.bound), t
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        a, b = self._split(x)
+        s, t = self._scale_shift(a, context)
+        if s is None:
+            return self._merge(a, b + t), x.new_zeros(x.shape[0])
+        return self._merge(a, b * s.exp() + t), s.sum(1)
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        a, b = self._split(z)
+        s, t = self._scale_shift(a, context)  # a is unchanged by forward, hence the same s, t
+        if s is None:
+            return self._merge(a, b - t), z.new_zeros(z.shape[0])
+        return self._merge(a, (b - t) * (-s).exp()), -s.sum(1)
+
+
+class AdditiveCoupling(AffineCoupling):
+    """Additive coupling (NICE): z_B = x_B + t(x_A), log|det| = 0.
+
+    Reference: Dinh et al., NICE: Non-linear Independent Components Estimation, 2015 (arXiv:1410.8516).
+    """
+
+    def __init__(self, mask: Tensor, net_factory: Callable[[int, int], nn.Module]) -> None:
+        super().__init__(mask, net_factory, scale=False)

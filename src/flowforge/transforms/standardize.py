@@ -1,0 +1,49 @@
+"""Standardize: a fixed affine map fitted to the training data, part of the model."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Transform
+
+
+class Standardize(Transform):
+    """z = (x - mean) / scale, log|det| = -sum(log scale); mean, scale fitted once, then frozen.
+
+    Being a layer of the flow, it makes `log_prob` come out on the user's original scale (its
+    Jacobian included), and `sample` return data on that scale. It starts as the identity;
+    `fit_` (called by `flowforge.fit` on the training set) sets the statistics. Constant or
+    near-constant columns get scale 1 rather than a division by ~0.
+    """
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("scale", torch.ones(features))
+        self.register_buffer("is_fitted", torch.tensor(False))
+
+    @torch.no_grad()
+    def fit_(self, x: Tensor, chunk: int = 65536) -> None:
+        """Set mean and scale from data x (N, D) in one streaming pass (float64 sums)."""
+        total = torch.zeros(x.shape[1], dtype=torch.float64)
+        total_sq = torch.zeros_like(total)
+        for start in range(0, x.shape[0], chunk):
+            part = torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
+            total += part.sum(0)
+            total_sq += (part * part).sum(0)
+        n = max(x.shape[0], 1)
+        mean = total / n
+        var = (total_sq / n - mean * mean).clamp_min(0)
+        std = var.sqrt()
+        # a constant column has no spread to normalise: leave its scale alone
+        tiny = std <= 1e-8 * mean.abs().clamp_min(1.0)
+        std = torch.where(tiny, torch.ones_like(std), std)
+        self.mean.copy_(mean.to(self.mean))
+        self.scale.copy_(std.to(self.scale))
+        self.is_fitted.fill_(True)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return (x - self.mean) / self.scale, (-self.scale.log().sum()).expand(x.shape[0])
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return z * self.scale + self.mean, self.scale.log().sum().expand(z.shape[0])
