@@ -17,6 +17,7 @@ class History:
     best_step: int = 0
     best_val_nll: float = float("inf")
     stopped_early: bool = False
+    interrupted: bool = False
     skipped_steps: int = 0
     restores: int = 0
     seconds: float = 0.0

@@ -1,0 +1,72 @@
+"""Training data plumbing: validation of user arrays, the validation split, the batch order."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import FlowforgeError
+
+
+def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) -> Tensor:
+    """Turn arrays/tensors into a floating tensor; name the problem if they are unusable."""
+    if isinstance(data, np.ndarray):
+        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+            raise FlowforgeError(f"{name}: expected real numbers, got an array of dtype {data.dtype}")
+        data = torch.from_numpy(np.asarray(data, dtype=np.float32))
+    if not isinstance(data, Tensor):
+        raise FlowforgeError(f"{name}: expected a tensor or numpy array, got {type(data).__name__}")
+    if data.is_complex() or data.dtype == torch.bool:
+        raise FlowforgeError(f"{name}: expected real numbers, got dtype {data.dtype}")
+    data = data if data.is_floating_point() else data.float()
+    if data.dim() < 2:
+        raise FlowforgeError(f"{name}: expected a 2-D (rows, features) array, got shape {tuple(data.shape)}")
+    if event_shape is not None and tuple(data.shape[1:]) != tuple(event_shape):
+        raise FlowforgeError(f"{name}: the model expects rows of shape {tuple(event_shape)}, got {tuple(data.shape[1:])}")
+    if data.shape[0] == 0:
+        raise FlowforgeError(f"{name} is empty")
+    bad = ~torch.isfinite(data.reshape(data.shape[0], -1)).all(1)
+    if bad.any():
+        raise FlowforgeError(f"{name} contains NaN or Inf (first in row {int(bad.nonzero()[0])})")
+    return data
+
+
+def check_positive(**values: Any) -> None:
+    """Named error for any given value that is not a finite positive number (None is skipped)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise FlowforgeError(f"{name} must be a positive number, got {value!r}")
+
+
+def split_validation(train: Tensor, context: Tensor | None, fraction: float, seed: int):
+    """Hold out `fraction` of the rows (reproducibly from `seed`) as a validation set."""
+    if not 0 <= fraction < 1:
+        raise FlowforgeError(f"val_fraction must be in [0, 1), got {fraction!r}")
+    n_val = int(round(train.shape[0] * fraction))
+    if n_val < 1 or train.shape[0] - n_val < 2:
+        return train, context, None, None
+    order = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+
+    def pick(c: Tensor | None, i: Tensor) -> Tensor | None:
+        return c[i] if c is not None else None
+
+    return train[train_idx], pick(context, train_idx), train[val_idx], pick(context, val_idx)
+
+
+def batch_index(step: int, n: int, batch_size: int, seed: int) -> Tensor:
+    """Row indices of the batch at `step`: a fresh permutation each epoch, no partial batches.
+
+    A pure function of (step, seed), so a resumed or distributed run sees exactly the batches
+    an uninterrupted single-process run would.
+    """
+    batch_size = min(batch_size, n)
+    per_epoch = n // batch_size
+    epoch, offset = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
+    return order[offset * batch_size : (offset + 1) * batch_size]

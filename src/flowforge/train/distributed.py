@@ -1,0 +1,63 @@
+"""The only module that touches torch.distributed: ranks, DDP wrapping, reductions.
+
+Launch with `torchrun --nproc_per_node=N -m flowforge train ...`; gloo on CPU, nccl on CUDA.
+Rank 0 alone logs and writes files; every rank sees its own shard of each global batch.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group with more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0 (and in a single process): the rank that logs and writes files."""
+    return rank() == 0
+
+
+def init_from_env(device: str = "cpu") -> bool:
+    """Initialise the process group from torchrun's environment; False when not under torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return True
+
+
+def sum_across(values: Tensor) -> Tensor:
+    """Sum a tensor over ranks (identity in a single process)."""
+    if is_distributed():
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def wrap(module: nn.Module) -> nn.Module:
+    """DistributedDataParallel around `module` when distributed, else the module itself."""
+    if not is_distributed():
+        return module
+    device_ids = [torch.cuda.current_device()] if next(module.parameters()).is_cuda else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def shard(index: Tensor) -> Tensor:
+    """This rank's share of a global batch of row indices (strided, equal sizes)."""
+    return index[rank() :: world_size()]
