@@ -1,0 +1,49 @@
+"""One name or path -> float32 array (`load_dataset`), and a reproducible train/test `split`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FlowforgeError
+from .digits import load_digits
+from .files import SUFFIXES, read_array
+from .toys import TOYS, check_size, make_toy
+
+DATASETS: tuple[str, ...] = (*TOYS, "digits")
+TOY_SIZE = 20_000  # points drawn from a toy when `n` is not given
+
+
+def load_dataset(spec: str | os.PathLike, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """A float32 (rows, features) dataset: a toy name, "digits" (dequantised), or a .npy/.npz/.csv/.txt/.tsv file.
+
+    Args:
+        n: toys: how many points (default 20_000); digits and files: a random subset of n rows.
+        seed: fixes toy points, digits noise and the subset.
+    """
+    if spec in TOYS:
+        return make_toy(spec, TOY_SIZE if n is None else n, seed)
+    if spec == "digits":
+        x = load_digits(seed)
+    elif Path(spec).suffix.lower() in SUFFIXES or Path(spec).exists():
+        x = read_array(spec)
+    else:
+        raise FlowforgeError(f"unknown dataset {os.fspath(spec)!r}; choose from {', '.join(DATASETS)}, or give a .npy/.npz/.csv file")
+    if n is None:
+        return x
+    if check_size(n) > len(x):
+        raise FlowforgeError(f"{os.fspath(spec)} has {len(x)} rows, fewer than n={n}")
+    # [seed, 1]: a stream apart from the one the digits noise drew from `seed`
+    return x[np.random.default_rng([seed, 1]).permutation(len(x))[:n]]
+
+
+def split(x: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the rows of `x` with `seed` and return (train, test); both get at least one row."""
+    if not 0 < test_fraction < 1:
+        raise FlowforgeError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    if len(x) < 2:
+        raise FlowforgeError(f"cannot split {len(x)} row(s) into train and test")
+    n_test = min(max(round(test_fraction * len(x)), 1), len(x) - 1)
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order[n_test:]], x[order[:n_test]]

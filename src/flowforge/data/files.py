@@ -1,0 +1,92 @@
+"""User files -> float32 (rows, features) arrays: .npy, .npz, .csv, .txt, .tsv."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FlowforgeError
+from .text import parse_table
+
+TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
+SUFFIXES = (".npy", ".npz", *TEXT_SUFFIXES)
+_NPZ_KEYS = ("x", "data", "arr_0")  # which array of a several-array .npz holds the data
+
+
+def _pick(npz: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
+    keys = list(npz.files)
+    if not keys:
+        raise FlowforgeError(f"{name} holds no arrays")
+    key = keys[0] if len(keys) == 1 else next((k for k in _NPZ_KEYS if k in keys), None)
+    if key is None:
+        raise FlowforgeError(f"{name} holds several arrays ({', '.join(keys)}); store the data as 'x', 'data' or 'arr_0'")
+    return npz[key]
+
+
+def _load_numpy(path: Path, name: str) -> np.ndarray:
+    try:
+        loaded = np.load(path, allow_pickle=False)  # never unpickle: a pickle can run code
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            return _pick(loaded, name)
+    except ValueError as e:
+        if "Object arrays" in str(e):
+            raise FlowforgeError(f"{name} holds pickled Python objects, which flowforge does not load; save a numeric array") from e
+        raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
+    except (OSError, EOFError) as e:
+        raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
+
+
+def _read_text(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # -sig: drop the byte-order mark some spreadsheets write
+    except UnicodeDecodeError as e:
+        raise FlowforgeError(f"{name} is not UTF-8 text (a binary file with a text extension?)") from e
+
+
+def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise FlowforgeError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    if x.ndim != 2:
+        hint = "; for a single feature save x.reshape(-1, 1)" if x.ndim == 1 else ""
+        raise FlowforgeError(f"{name}: expected a 2-D (rows, features) array, got shape {x.shape}{hint}")
+    if x.size == 0:
+        raise FlowforgeError(f"{name} is empty: shape {x.shape}")
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf and are reported below
+        x32 = np.asarray(x, dtype=np.float32)
+    bad = np.argwhere(~np.isfinite(x32))
+    if len(bad):
+        i, j = bad[0]
+        what = "NaN/Inf" if not np.isfinite(x[i, j]) else f"{x[i, j]}, too large for float32"
+        raise FlowforgeError(f"{name}: entry [{i}, {j}] is {what}")
+    return x32
+
+
+def read_csv_with_header(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
+    """Like `read_array`, plus the column names of a text file's header row (None without one, and for .npy/.npz)."""
+    path, name = Path(path), os.fspath(path)
+    if not path.exists():
+        raise FlowforgeError(f"no such file: {name}")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FlowforgeError(f"{name}: unsupported file type {suffix or '(no extension)'}; use {', '.join(SUFFIXES)}")
+    if not path.is_file():
+        raise FlowforgeError(f"{name} is not a file")
+    if path.stat().st_size == 0:
+        raise FlowforgeError(f"{name} is empty")
+    if suffix in TEXT_SUFFIXES:
+        x, names = parse_table(_read_text(path, name), name)
+    else:
+        x, names = _load_numpy(path, name), None
+    return _as_matrix(x, name), names
+
+
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """A float32 (rows, features) array from a .npy, .npz (one array, or 'x'/'data'/'arr_0'), .csv, .txt or .tsv file.
+
+    Text files: the delimiter (tab, ';', ',' or whitespace) and a header row are detected. Errors name
+    the file and the problem: for text, the row (line in the file) and column of the bad value.
+    """
+    return read_csv_with_header(path)[0]

@@ -1,0 +1,88 @@
+"""Numeric text tables (.csv, .txt, .tsv) -> float64 arrays, with errors that give row and column.
+
+Rows are numbered as lines in the file, from 1 and counting the header, as an editor shows them.
+Lines starting with '#' (np.savetxt's header) and blank lines before and after the table are
+skipped; a blank line inside it is reported, since in a one-column file it is a missing value.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import FlowforgeError
+
+_DELIMITERS = ("\t", ";", ",")  # the first one in the first line wins; whitespace if none is there
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+Row = tuple[int, list[str]]  # (line number in the file, stripped cells)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _splitter(first_line: str) -> Callable[[str], list[str]]:
+    for delimiter in _DELIMITERS:
+        if delimiter in first_line:
+            return lambda line: [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
+    return str.split
+
+
+def _problem(name: str, line: int, column: int, cell: str, names: list[str] | None) -> str:
+    label = repr(names[column]) if names and names[column] else str(column + 1)
+    where = f"{name}: row {line}, column {label}"
+    if cell == "":
+        return f"{where} is empty (a missing value); fill or remove it"
+    if not _is_number(cell):
+        return f"{where}: {cell!r} is not a number"
+    if math.isfinite(float(cell)):
+        return f"{where}: {cell} is too large for float32"
+    return f"{where} is NaN/Inf ({cell!r}); fill or remove missing values"
+
+
+def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int) -> np.ndarray:
+    width = len(names) if names is not None else len(rows[0][1])
+    out = np.empty((len(rows), width))
+    for k, (line, cells) in enumerate(rows):
+        if not cells:
+            raise FlowforgeError(f"{name}: row {line} is blank (missing values); fill it in or remove it")
+        if len(cells) != width:
+            raise FlowforgeError(f"{name}: row {line} has {len(cells)} values, expected {width} as in row {width_line}")
+        try:
+            out[k] = [float(cell) for cell in cells]
+        except ValueError:
+            column = next(j for j, cell in enumerate(cells) if not _is_number(cell))
+            raise FlowforgeError(_problem(name, line, column, cells[column], names)) from None
+    bad = np.argwhere(~(np.abs(out) <= _FLOAT32_MAX))  # NaN, Inf, or beyond float32
+    if len(bad):
+        k, column = bad[0]
+        line, cells = rows[k]
+        raise FlowforgeError(_problem(name, line, column, cells[column], names))
+    return out
+
+
+def parse_table(text: str, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """A (rows, columns) float64 array and the header's column names (None without a header).
+
+    The first row is a header when none of its cells is a number; `name` labels error messages.
+    """
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if not line.lstrip().startswith("#")]
+    filled = [k for k, (_, line) in enumerate(lines) if line.strip()]
+    if not filled:
+        raise FlowforgeError(f"{name} is empty: no data rows")
+    lines = lines[filled[0] : filled[-1] + 1]  # blank lines inside the table are missing values, reported later
+    split = _splitter(lines[0][1])
+    rows = [(i, split(line) if line.strip() else []) for i, line in lines]
+    names = None
+    if any(rows[0][1]) and not any(_is_number(cell) for cell in rows[0][1]):
+        names, rows = rows[0][1], rows[1:]
+        if not rows:
+            raise FlowforgeError(f"{name} has a header row but no data rows")
+    return _values(rows, names, name, lines[0][0]), names
