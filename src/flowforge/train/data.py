@@ -16,7 +16,7 @@ def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) ->
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
             raise FlowforgeError(f"{name}: expected real numbers, got an array of dtype {data.dtype}")
-        data = torch.from_numpy(np.asarray(data, dtype=np.float32))
+        data = torch.from_numpy(np.array(data, dtype=np.float64 if data.dtype == np.float64 else np.float32))
     if not isinstance(data, Tensor):
         raise FlowforgeError(f"{name}: expected a tensor or numpy array, got {type(data).__name__}")
     if data.is_complex() or data.dtype == torch.bool:

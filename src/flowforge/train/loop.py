@@ -130,7 +130,10 @@ def fit(
     steps = steps or (epochs * max(1, train.shape[0] // batch_size) if epochs else 2000)
     warmup = min(100, steps // 20) if warmup is None else warmup
     eval_every = eval_every or max(1, steps // 50)
-    device = flow._anchor().device
+    device, dtype = flow._anchor().device, flow._anchor().dtype
+    train, val = train.to(dtype), (val.to(dtype) if val is not None else None)
+    context = context.to(dtype) if context is not None else None
+    val_context = val_context.to(dtype) if val_context is not None else None
 
     def batch(step: int) -> tuple[Tensor, Tensor | None]:
         index = distributed.shard(batch_index(step, train.shape[0], batch_size, seed))
