@@ -74,6 +74,11 @@ def save(flow: Flow, path: str | os.PathLike, **extra: Any) -> Path:
     return Path(path)
 
 
+def _first_line(error: BaseException) -> str:
+    """The start of an error's message (may be empty, e.g. EOFError on an empty file)."""
+    return (str(error).splitlines() or [""])[0][:200]
+
+
 def _resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -89,7 +94,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickled code, not a torch file at all
-        raise FlowforgeError(f"{path} is not a readable flowforge checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+        raise FlowforgeError(f"{path} is not a readable flowforge checkpoint ({type(error).__name__}: {_first_line(error)})") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise FlowforgeError(f"{path} is not a flowforge checkpoint")
     if payload["format_version"] != FORMAT_VERSION:
@@ -105,5 +110,5 @@ def load(path: str | os.PathLike) -> Flow:
         flow = build_model(spec["model"], **spec["kwargs"])
         flow.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as error:
-        raise FlowforgeError(f"{path}: checkpoint does not match its model ({str(error).splitlines()[0][:200]})") from None
+        raise FlowforgeError(f"{path}: checkpoint does not match its model ({_first_line(error)})") from None
     return flow.eval()

@@ -1,0 +1,143 @@
+"""Every transform, registered once; tests/transforms/test_contract.py runs the contract on each.
+
+A case is a zero-argument function returning `Case(transform, x, context)`: a ready-to-use
+transform, a batch of data for it (any event shape) and, for conditional transforms, a matching
+context (None otherwise). Plain 2- or 3-tuples are accepted too. The transform may sit at its
+identity init: the tests call `randomized` themselves. Put anything `randomized` cannot reach
+(buffers such as running statistics, data-dependent initialisation) in the case itself.
+
+To add a transform, add one line (or a small function) to CASES.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from flowforge.nn import MLP
+from flowforge.transforms import (
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    BatchNorm,
+    Compose,
+    DiagonalScale,
+    Inverse,
+    LULinear,
+    Permutation,
+    Reverse,
+    Standardize,
+    Transform,
+    alternating_mask,
+    half_mask,
+)
+
+
+class Case(NamedTuple):
+    transform: Transform
+    x: Tensor
+    context: Tensor | None = None
+
+
+def mlp(hidden: tuple[int, ...] = (16, 16), context_features: int = 0) -> Callable[[int, int], MLP]:
+    """A small conditioner factory for couplings."""
+    return lambda i, o: MLP(i, o, hidden, context_features)
+
+
+def random_mask(features: int, seed: int) -> Tensor:
+    """A fixed random 0/1 mask with both kinds (seed 0, 6 features: 1,0,0,1,1,0)."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randperm(features, generator=generator) < features // 2).float()
+
+
+def data(batch: int, features: int) -> Tensor:
+    """Off-centre, unequally scaled rows, so a mean or scale bug cannot hide at 0 / 1."""
+    return torch.randn(batch, features) * torch.linspace(0.5, 2.0, features) + 0.7
+
+
+def actnorm() -> Case:
+    layer = ActNorm(4)
+    layer.initialize(data(64, 4) * 3 - 1)
+    return Case(layer, data(7, 4))
+
+
+def batchnorm() -> Case:
+    layer = BatchNorm(4)
+    layer.running_mean.copy_(torch.randn(4))
+    layer.running_var.copy_(torch.rand(4) * 2 + 0.3)
+    return Case(layer.eval(), data(7, 4))
+
+
+def standardize() -> Case:
+    layer = Standardize(3)
+    layer.fit_(data(200, 3) * torch.tensor([3.0, 0.2, 1.0]) + torch.tensor([5.0, -1.0, 0.0]))
+    return Case(layer, data(7, 3))
+
+
+def compose() -> Case:
+    first = ActNorm(5)
+    first.initialize(data(32, 5))
+    layers = [first, AffineCoupling(half_mask(5), mlp()), Reverse(), LULinear(5, seed=1),
+              AffineCoupling(alternating_mask(5), mlp()), Permutation(5, seed=2), DiagonalScale(5)]
+    return Case(Compose(layers), data(6, 5))
+
+
+def affine_coupling_context() -> Case:
+    layer = AffineCoupling(alternating_mask(4), mlp(context_features=3))
+    return Case(layer, data(6, 4), torch.randn(6, 3))
+
+
+CASES: dict[str, Callable[[], Case | tuple]] = {
+    "affine_coupling_half": lambda: Case(AffineCoupling(half_mask(5), mlp()), data(7, 5)),
+    "affine_coupling_half_last": lambda: Case(AffineCoupling(half_mask(5, first=False), mlp()), data(7, 5)),
+    "affine_coupling_alternating": lambda: Case(AffineCoupling(alternating_mask(6), mlp()), data(7, 6)),
+    "affine_coupling_random_mask": lambda: Case(AffineCoupling(random_mask(6, seed=0), mlp(), bound=2.0), data(7, 6)),
+    "affine_coupling_context": affine_coupling_context,
+    "additive_coupling": lambda: Case(AdditiveCoupling(alternating_mask(5), mlp()), data(7, 5)),
+    "diagonal_scale": lambda: Case(DiagonalScale(4), data(7, 4)),
+    "reverse": lambda: Case(Reverse(), data(7, 4)),
+    "permutation": lambda: Case(Permutation(5, seed=0), data(7, 5)),
+    "actnorm": actnorm,
+    "batchnorm": batchnorm,
+    "lu_linear": lambda: Case(LULinear(4, seed=0), data(7, 4)),
+    "standardize": standardize,
+    "compose": compose,
+    "inverse": lambda: Case(Inverse(AffineCoupling(alternating_mask(4), mlp())), data(7, 4)),
+}
+
+
+def make(name: str) -> Case:
+    """Build the case `name` (accepts cases written as plain tuples)."""
+    return Case(*CASES[name]())
+
+
+def conditional_cases() -> list[str]:
+    return [name for name in CASES if make(name).context is not None]
+
+
+def randomized(t: Transform, scale: float = 0.3) -> Transform:
+    """Move parameters off their init: at an identity init every log-det check passes."""
+    with torch.no_grad():
+        for p in t.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return t
+
+
+def autograd_logabsdet(f: Callable[..., Tensor], x: Tensor, context: Tensor | None = None) -> Tensor:
+    """Per-sample log|det df/dx| from the dense autograd Jacobian (tests only).
+
+    f maps a batch to a batch of the same shape: f(x), or f(x, context) when a context is given
+    (each sample then gets its own row of the context).
+    """
+
+    def one(i: int) -> Tensor:
+        if context is None:
+            g = lambda v: f(v[None])[0]
+        else:
+            g = lambda v: f(v[None], context[i : i + 1])[0]
+        J = torch.autograd.functional.jacobian(g, x[i])
+        return torch.linalg.slogdet(J.reshape(x[i].numel(), x[i].numel())).logabsdet
+
+    return torch.stack([one(i) for i in range(x.shape[0])])
