@@ -43,7 +43,11 @@ class Flow(nn.Module):
         super().__init__()
         self.transform = transform
         self.base = base
-        shape = event_shape if event_shape is not None else getattr(base, "event_shape", None)
+        shape = event_shape
+        if shape is None and hasattr(base, "event_shape"):
+            # a torch.distributions base with per-element log_prob, e.g. Normal(zeros(D), ones(D)),
+            # holds the data shape in batch_shape (its event_shape is ())
+            shape = (*getattr(base, "batch_shape", ()), *base.event_shape)
         if shape is None:
             raise FlowforgeError("Flow: pass event_shape, the base has none")
         self.event_shape = tuple(int(s) for s in shape)
@@ -60,7 +64,10 @@ class Flow(nn.Module):
 
     def _prepare(self, x: Tensor, context: Tensor | None, name: str = "x") -> tuple[Tensor, Tensor | None]:
         if not isinstance(x, Tensor):
-            x = torch.as_tensor(x)
+            try:
+                x = torch.as_tensor(x)
+            except (TypeError, ValueError, RuntimeError):
+                raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(x).__name__}") from None
         if x.is_floating_point():
             x = x.to(self._anchor().dtype)
         check_batch(x, self.event_shape, name)
