@@ -1,0 +1,218 @@
+"""The `flowforge` command line: parse, validate, delegate to flowforge.train.run, report.
+
+    flowforge train --data moons --out runs/moons      train, write a run folder, print test NLL
+    flowforge sample runs/moons -n 1000 --out x.csv    draw samples (.npy, .csv, or CSV on stdout)
+    flowforge score runs/moons --data x.csv            per-row log-likelihood, mean NLL
+    flowforge demo                                     RealNVP on two moons in under a minute
+
+Errors in the user's input (FlowforgeError, a missing file) print one line
+`flowforge: error: ...` and exit with status 2; `flowforge --debug ...` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import FlowforgeError
+from .flows import MODELS
+from .train.config import TrainConfig
+
+OUTPUT_SUFFIXES = (".npy", ".csv")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as FlowforgeError, for the one-line error format."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FlowforgeError(f"{message} (see '{self.prog} --help')")
+
+
+def _number(kind: type, check: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+POSITIVE_INT = _number(int, lambda v: v >= 1, "a positive integer")
+NON_NEGATIVE_INT = _number(int, lambda v: v >= 0, "a non-negative integer")
+POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+OPEN_FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
+FRACTION = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+
+
+def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p = commands.add_parser("train", parents=[common], help="train a flow and write a run folder",
+                            description="Train a flow on a dataset; write config.json, model.pt, metrics and plots to a run folder.")
+    p.add_argument("--data", default=d.data, metavar="NAME|FILE",
+                   help=f"toy name, 'digits', or a .npy/.npz/.csv file (default {d.data})")
+    p.add_argument("--model", default=d.model, type=str.lower, help=f"one of {', '.join(sorted(MODELS))} (default {d.model})")
+    p.add_argument("--layers", type=POSITIVE_INT, default=d.layers, help=f"flow layers (default {d.layers})")
+    p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=list(d.hidden), metavar="H",
+                   help=f"conditioner hidden widths (default {' '.join(map(str, d.hidden))})")
+    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr, help=f"peak learning rate, cosine decay (default {d.lr})")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed, help=f"seed for data, split, init and batches (default {d.seed})")
+    p.add_argument("--n", type=POSITIVE_INT, default=d.n, help="rows: toys draw N points (default 20000); digits and files use a random subset of N rows")
+    p.add_argument("--test-fraction", type=OPEN_FRACTION, default=d.test_fraction,
+                   help=f"share of rows held out for the test NLL (default {d.test_fraction})")
+    p.add_argument("--val-fraction", type=FRACTION, default=d.val_fraction,
+                   help=f"share of the training rows used for validation, 0 for none (default {d.val_fraction})")
+    p.add_argument("--patience", type=NON_NEGATIVE_INT, default=d.patience,
+                   help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
+    p.add_argument("--threads", type=POSITIVE_INT, default=d.threads,
+                   help="CPU threads for torch (default: torch's choice); 1 is often fastest for small models on a busy machine")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", metavar="RUN", help="run folder (default runs/<data>-<model>-<timestamp>)")
+    p.set_defaults(handler=_train)
+
+
+def _add_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("sample", parents=[common], help="draw samples from a trained run",
+                            description="Draw samples from the model in a run folder (or a model.pt file).")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    p.add_argument("-n", type=POSITIVE_INT, required=True, help="number of samples")
+    p.add_argument("--temperature", type=POSITIVE_FLOAT, default=1.0, help="scale of the base noise, <1 is more typical (default 1)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="FILE", help="write FILE.npy or FILE.csv (default: CSV on stdout)")
+    p.set_defaults(handler=_sample)
+
+
+def _add_score(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("score", parents=[common], help="per-row log-likelihood of a data file (anomaly scores)",
+                            description="Score each row of a data file by its log-likelihood under a trained model; print the mean NLL.")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    p.add_argument("--data", required=True, metavar="FILE", help=".npy, .npz or .csv file with the model's feature count")
+    p.add_argument("--out", metavar="FILE", help="write a log_prob column to FILE.csv or FILE.npy (default: CSV on stdout)")
+    p.set_defaults(handler=_score)
+
+
+def _add_demo(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("demo", parents=[common], help="train RealNVP on two moons in under a minute and plot it",
+                            description="Train a small RealNVP on two moons and write the run folder with its plots.")
+    p.add_argument("--out", metavar="RUN", help="run folder (default runs/demo-<timestamp>)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=1500, help=argparse.SUPPRESS)  # tests shorten the demo
+    p.set_defaults(handler=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; `--debug` is accepted before or after the subcommand."""
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    parser = _Parser(prog="flowforge", description="Normalizing flows: train, sample, score.", epilog="Run 'flowforge COMMAND --help' for a command's options.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"flowforge {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in (_add_train, _add_sample, _add_score, _add_demo):
+        add(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on argv (default sys.argv[1:]); returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version
+        return int(done.code or 0)
+    except FlowforgeError as error:  # a usage mistake: never worth a traceback
+        return _fail(error)
+    try:
+        return args.handler(args)
+    except (FlowforgeError, OSError) as error:
+        if args.debug:
+            raise
+        return _fail(error)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("flowforge: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(error: Exception) -> int:
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        message = f"{error.filename}: {error.strerror}"
+    else:
+        message = str(error)
+    print(f"flowforge: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+# -- subcommands ------------------------------------------------------------------------------
+def _train(args: argparse.Namespace) -> int:
+    from .train.run import train_run
+
+    config = TrainConfig(
+        data=args.data, model=args.model, n=args.n, layers=args.layers, hidden=tuple(args.hidden), steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
+        out=args.out,
+    )
+    _report(train_run(config))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .train.run import demo_config, train_run
+
+    result = train_run(demo_config(args.out, steps=args.steps))
+    _report(result)
+    print(f"plots: {', '.join(str(p) for p in sorted((result.folder / 'plots').glob('*.png')))}")
+    return 0
+
+
+def _report(result) -> None:
+    m = result.metrics
+    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f}"
+    print(f"run folder: {result.folder}")
+    print(f"test_nll: {test_nll} nats ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .train.run import sample_run
+
+    _check_suffix(args.out)
+    x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed)
+    _write_array(x, args.out, [f"x{i}" for i in range(x.shape[1])])
+    if args.out:
+        print(f"wrote {len(x)} samples to {args.out}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .train.run import score_file
+
+    _check_suffix(args.out)
+    log_prob = score_file(args.run, args.data)
+    _write_array(log_prob[:, None], args.out, ["log_prob"])
+    summary = f"mean NLL: {-float(np.mean(log_prob)):.4f} nats over {len(log_prob)} rows"
+    print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
+    return 0
+
+
+def _check_suffix(out: str | None) -> None:
+    if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise FlowforgeError(f"--out {out}: unknown file type {Path(out).suffix or '(none)'!r}; use {' or '.join(OUTPUT_SUFFIXES)}")
+
+
+def _write_array(x: np.ndarray, out: str | None, columns: list[str]) -> None:
+    """.npy keeps float32 exactly; CSV (a file, or stdout when out is None) has a header line."""
+    if out is not None and Path(out).suffix.lower() == ".npy":
+        with open(out, "wb") as handle:  # np.save(path) would append ".npy" to "X.NPY"
+            np.save(handle, x)
+        return
+    np.savetxt(out if out is not None else sys.stdout, x, fmt="%.7g", delimiter=",", header=",".join(columns), comments="")

@@ -1,0 +1,99 @@
+"""TrainConfig: everything `flowforge train` needs to reproduce a run, as one frozen dataclass."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import FlowforgeError
+from ..flows.registry import MODELS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: data, model, optimisation budget, held-out splits and the run folder.
+
+    The defaults are the command line's defaults: RealNVP with 8 couplings of (256, 256) MLPs,
+    2000 Adam steps of batch 512 at lr 1e-3, a 20% test split, 10% of the rest for validation.
+
+    Args:
+        data: a toy name, a packaged dataset name or a .npy/.npz/.csv path (see flowforge.data).
+        model: a name in flowforge.MODELS.
+        n: rows to generate for toy datasets (None: the dataset's default).
+        layers, hidden: the model's depth and conditioner widths.
+        steps, batch_size, lr, seed: the optimisation budget and its randomness.
+        test_fraction: share of rows held out for the final test NLL, never trained on.
+        val_fraction: share of the remaining rows used for validation (0: none).
+        patience: evaluations without improvement before stopping (None: never stop early).
+        threads: CPU threads for torch (None: torch's default, usually one per core).
+        progress: show a progress bar.
+        out: the run folder (None: runs/<data>-<model>-<timestamp>).
+    """
+
+    data: str = "moons"
+    model: str = "realnvp"
+    n: int | None = None
+    layers: int = 8
+    hidden: tuple[int, ...] = (256, 256)
+    steps: int = 2000
+    batch_size: int = 512
+    lr: float = 1e-3
+    seed: int = 0
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    patience: int | None = 10
+    threads: int | None = None
+    progress: bool = True
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        for name in ("layers", "steps", "batch_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+        if self.n is not None:
+            _check_int("n", self.n, minimum=2)
+        if self.threads is not None:
+            _check_int("threads", self.threads, minimum=1)
+        if self.patience is not None:
+            _check_int("patience", self.patience, minimum=1)
+        if not self.hidden:
+            raise FlowforgeError("hidden: give at least one layer width")
+        for width in self.hidden:
+            _check_int("hidden", width, minimum=1)
+        if not _is_number(self.lr) or not self.lr > 0:
+            raise FlowforgeError(f"lr must be a positive number, got {self.lr!r}")
+        if not _is_number(self.test_fraction) or not 0 < self.test_fraction < 1:
+            raise FlowforgeError(f"test_fraction must be between 0 and 1 (exclusive), got {self.test_fraction!r}")
+        if not _is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
+            raise FlowforgeError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise FlowforgeError(f"data must be a dataset name or a file path, got {self.data!r}")
+        if not isinstance(self.model, str) or self.model.lower() not in MODELS:
+            raise FlowforgeError(f"unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}")
+        object.__setattr__(self, "model", self.model.lower())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (hidden as a list)."""
+        values = asdict(self)
+        values["hidden"] = list(self.hidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of to_dict; an unknown key fails with its name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise FlowforgeError(f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise FlowforgeError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,25 @@
+"""A new Agg-backed figure and a save that creates the folder: the two things every plot needs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 110
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of width x height inches drawn on an Agg canvas, with constrained layout."""
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save(figure: Figure, path: str | os.PathLike) -> Path:
+    """Write the figure as an image (format from the suffix) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    return path

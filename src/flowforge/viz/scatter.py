@@ -1,0 +1,73 @@
+"""Samples against data: side-by-side scatter for 2-D, a pairs plot of a few dimensions above."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .figure import new_figure, save
+
+
+def _subsample(x: np.ndarray, max_points: int, rng: np.random.Generator) -> np.ndarray:
+    return x if len(x) <= max_points else x[rng.choice(len(x), max_points, replace=False)]
+
+
+def _limits(x: np.ndarray) -> np.ndarray:
+    """(D, 2) axis limits: the data's 0.5-99.5% range, padded 10%, so outlying samples do not rescale."""
+    low, high = np.quantile(x, [0.005, 0.995], axis=0)
+    pad = 0.1 * np.maximum(high - low, 1e-6)
+    return np.stack([low - pad, high + pad], axis=1)
+
+
+def _side_by_side(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike) -> Path:
+    limits = _limits(data)
+    aspect = np.clip(np.ptp(limits[1]) / np.ptp(limits[0]), 0.4, 1.5)  # panel height / width, equal axes
+    figure = new_figure(8.0, 3.4 * aspect + 0.9)
+    for i, (x, title, color) in enumerate([(data, "data (test split)", "tab:blue"), (samples, "model samples", "tab:orange")]):
+        axes = figure.add_subplot(1, 2, i + 1)
+        axes.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
+        axes.set(xlim=limits[0], ylim=limits[1], title=title, xlabel="x0", ylabel="x1")
+        axes.set_aspect("equal", adjustable="box")
+    return save(figure, path)
+
+
+def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims: int) -> Path:
+    chosen = np.sort(np.argsort(-data.var(axis=0), kind="stable")[:dims])  # the most variable columns
+    k = len(chosen)
+    limits = _limits(data)
+    figure = new_figure(2.2 * k + 0.6, 2.2 * k)
+    for row, i in enumerate(chosen):
+        for col, j in enumerate(chosen):
+            axes = figure.add_subplot(k, k, row * k + col + 1)
+            if i == j:
+                bins = np.linspace(*limits[i], 40)
+                axes.hist(data[:, i], bins=bins, density=True, alpha=0.5, color="tab:blue", label="data (test split)")
+                axes.hist(samples[:, i], bins=bins, density=True, alpha=0.5, color="tab:orange", label="model samples")
+            else:
+                axes.scatter(data[:, j], data[:, i], s=1, alpha=0.3, color="tab:blue", linewidths=0)
+                axes.scatter(samples[:, j], samples[:, i], s=1, alpha=0.3, color="tab:orange", linewidths=0)
+                axes.set_ylim(limits[i])
+            axes.set_xlim(limits[j])
+            axes.tick_params(labelsize=7)
+            if row == k - 1:
+                axes.set_xlabel(f"x{j}")
+            if col == 0:
+                axes.set_ylabel(f"x{i}" if i != j else "density")
+    figure.axes[0].legend(fontsize=7, loc="upper left")
+    return save(figure, path)
+
+
+def plot_samples(data: ArrayLike, samples: ArrayLike, path: str | os.PathLike, max_points: int = 2000, dims: int = 4, seed: int = 0) -> Path:
+    """Compare model samples with data, both (N, D) arrays, at most `max_points` of each.
+
+    D = 2: data and samples side by side on the same axes. Otherwise: a pairs plot of the
+    `dims` highest-variance columns, scatter off the diagonal and histogram overlays on it.
+    """
+    rng = np.random.default_rng(seed)
+    data = _subsample(np.asarray(data, float), max_points, rng)
+    samples = _subsample(np.asarray(samples, float), max_points, rng)
+    if data.shape[1] == 2:
+        return _side_by_side(data, samples, path)
+    return _pairs(data, samples, path, dims)

@@ -1,0 +1,185 @@
+"""The command line end to end, in-process (fast) with two subprocess checks of the entry points."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import flowforge
+from flowforge import data
+from flowforge.cli import main
+from flowforge.train.config import TrainConfig
+from flowforge.train.run import default_folder
+
+TINY = ["--data", "moons", "--n", "500", "--steps", "30", "--layers", "2", "--hidden", "16", "16", "--batch-size", "128", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(folder)]) == 0
+    return folder
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("flowforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_train_writes_the_run_folder(run: Path) -> None:
+    for name in ["config.json", "model.pt", "metrics.json", "metrics.jsonl", "plots/training_curve.png", "plots/samples.png", "plots/density.png"]:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ["test_nll", "train_nll", "best_val_nll", "best_step", "steps_run", "stopped_early", "skipped_steps",
+                "train_seconds", "n_train", "n_test", "features", "parameters"]:
+        assert key in metrics, key
+    assert math.isfinite(metrics["test_nll"]) and metrics["steps_run"] == 30
+    assert (metrics["n_train"], metrics["n_test"], metrics["features"]) == (400, 100, 2)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 30 and set(rows[-1]) == {"step", "train_nll", "val_nll", "lr"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["features"] == 2 and config["data"]["spec"] == "moons" and config["config"]["hidden"] == [16, 16]
+    assert TrainConfig.from_dict(config["config"]).steps == 30
+
+
+def test_test_nll_is_the_held_out_nll_on_the_original_scale(run: Path) -> None:
+    flow = flowforge.load(run)
+    _, test = data.split(data.load_dataset("moons", n=500, seed=0), test_fraction=0.2, seed=0)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert flowforge.mean_nll(flow, torch.from_numpy(test)) == pytest.approx(metrics["test_nll"], rel=1e-5)
+
+
+def test_train_prints_folder_and_test_nll(tmp_path, capsys) -> None:
+    assert main(["train", *TINY, "--steps", "5", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {tmp_path / 'r'}" in out and "test_nll:" in out
+
+
+def test_train_refuses_a_non_empty_run_folder(run: Path, capsys) -> None:
+    assert main(["train", *TINY, "--out", str(run)]) == 2
+    assert "already exists" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_sample_to_file(run: Path, tmp_path, suffix: str) -> None:
+    out = tmp_path / f"x{suffix}"
+    assert main(["sample", str(run), "-n", "7", "--seed", "3", "--out", str(out)]) == 0
+    x = np.load(out) if suffix == ".npy" else data.read_array(out)
+    assert x.shape == (7, 2) and np.isfinite(x).all()
+
+
+def test_sample_to_stdout_is_csv_and_seeded(run: Path, capsys) -> None:
+    main(["sample", str(run), "-n", "5", "--temperature", "0.5"])
+    first = capsys.readouterr().out
+    main(["sample", str(run), "-n", "5", "--temperature", "0.5"])
+    lines = first.splitlines()
+    assert lines[0] == "x0,x1" and len(lines) == 6 and capsys.readouterr().out == first
+
+
+def test_sample_rejects_an_unknown_extension(run: Path, tmp_path, capsys) -> None:
+    assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "x.txt")]) == 2
+    assert ".txt" in one_line_error(capsys)
+
+
+def test_score_writes_per_row_log_prob(run: Path, tmp_path, capsys) -> None:
+    x = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["score", str(run), "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "s.csv")]) == 0
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "log_prob" and len(lines) == 10
+    expected = flowforge.load(run).log_prob(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose([float(v) for v in lines[1:]], expected, rtol=1e-5, atol=1e-5)
+    assert f"mean NLL: {-expected.mean():.4f}" in capsys.readouterr().out
+
+
+def test_score_to_stdout(run: Path, tmp_path, capsys) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    assert main(["score", str(run), "--data", str(tmp_path / "x.npy")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "log_prob" and len(captured.out.splitlines()) == 4
+    assert "mean NLL" in captured.err
+
+
+def test_score_names_a_wrong_feature_count(run: Path, tmp_path, capsys) -> None:
+    np.save(tmp_path / "x3.npy", np.zeros((4, 3), np.float32))
+    assert main(["score", str(run), "--data", str(tmp_path / "x3.npy")]) == 2
+    err = one_line_error(capsys)
+    assert "expects 2 features" in err and "got 3" in err
+
+
+def test_demo_with_a_short_budget(tmp_path, capsys) -> None:
+    assert main(["demo", "--steps", "20", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "density.png" in out and "test_nll:" in out
+    assert {p.name for p in (tmp_path / "demo" / "plots").iterdir()} == {"training_curve.png", "samples.png", "density.png"}
+    assert flowforge.load(tmp_path / "demo").event_shape == (2,)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["score"], ["demo"]])
+def test_help(command: list[str], capsys) -> None:
+    assert main([*command, "--help"]) == 0
+    assert "usage: flowforge" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--model", "nosuch", "--steps", "5"], "unknown model 'nosuch'"),
+        (["train", "--data", "nosuch", "--steps", "5"], "unknown dataset 'nosuch'"),
+        (["train", "--data", "missing.csv", "--steps", "5"], "missing.csv"),
+        (["train", "--steps", "0"], "--steps"),
+        (["train", "--hidden"], "--hidden"),
+        (["sample", "no/such/run", "-n", "3"], "no checkpoint"),
+        (["score", "no/such/run", "--data", "x.csv"], "no checkpoint"),
+        (["sample"], "required"),
+        (["nosuch"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(argv: list[str], message: str, tmp_path, capsys) -> None:
+    assert main([*argv, "--out", str(tmp_path / "r")] if argv[0] == "train" else argv) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "r").exists()  # nothing written for a failed start
+
+
+def test_debug_shows_the_traceback() -> None:
+    with pytest.raises(flowforge.FlowforgeError, match="no checkpoint"):
+        main(["--debug", "sample", "no/such/run", "-n", "3"])
+    with pytest.raises(flowforge.FlowforgeError):
+        main(["sample", "no/such/run", "-n", "3", "--debug"])
+
+
+def test_config_rejects_unknown_options_and_bad_values() -> None:
+    with pytest.raises(flowforge.FlowforgeError, match="stepz"):
+        TrainConfig.from_dict({"stepz": 3})
+    with pytest.raises(flowforge.FlowforgeError, match="steps"):
+        TrainConfig(steps=0)
+    with pytest.raises(flowforge.FlowforgeError, match="unknown model"):
+        TrainConfig(model="nosuch")
+    assert TrainConfig.from_dict(TrainConfig(hidden=[8]).to_dict()) == TrainConfig(hidden=(8,))
+
+
+def test_default_folder_never_reuses_a_folder(tmp_path) -> None:
+    first = default_folder("moons-realnvp", root=tmp_path)
+    first.mkdir()
+    second = default_folder("moons-realnvp", root=tmp_path)
+    assert second != first and second.name.startswith("moons-realnvp-")
+
+
+def test_python_m_flowforge_help() -> None:
+    done = subprocess.run([sys.executable, "-m", "flowforge", "--help"], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "train" in done.stdout and "demo" in done.stdout
+
+
+def test_console_script_error_is_one_line() -> None:
+    script = Path(sys.executable).with_name("flowforge")
+    if not script.exists():
+        pytest.skip("the flowforge console script is not installed next to this python")
+    done = subprocess.run([str(script), "train", "--model", "nosuch"], check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 2 and done.stderr.startswith("flowforge: error: unknown model") and done.stderr.count("\n") == 1
