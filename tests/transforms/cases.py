@@ -95,7 +95,6 @@ CASES: dict[str, Callable[[], Case | tuple]] = {
     "affine_coupling_alternating": lambda: Case(AffineCoupling(alternating_mask(6), mlp()), data(7, 6)),
     "affine_coupling_random_mask": lambda: Case(AffineCoupling(random_mask(6, seed=0), mlp(), bound=2.0), data(7, 6)),
     "affine_coupling_context": affine_coupling_context,
-    "affine_coupling_half_context": lambda: Case(AffineCoupling(half_mask(4), mlp(context_features=3)), data(6, 4), torch.randn(6, 3)),
     "additive_coupling": lambda: Case(AdditiveCoupling(alternating_mask(5), mlp()), data(7, 5)),
     "diagonal_scale": lambda: Case(DiagonalScale(4), data(7, 4)),
     "reverse": lambda: Case(Reverse(), data(7, 4)),
@@ -142,3 +141,27 @@ def autograd_logabsdet(f: Callable[..., Tensor], x: Tensor, context: Tensor | No
         return torch.linalg.slogdet(J.reshape(x[i].numel(), x[i].numel())).logabsdet
 
     return torch.stack([one(i) for i in range(x.shape[0])])
+
+
+# -- autoregressive and spline layers: one map per family, shared by Coupling and MaskedAutoregressive
+from flowforge.transforms import AffineMap, Coupling, MaskedAutoregressive, SplineMap
+
+SPLINE = SplineMap(bins=4, bound=2.0)  # data() reaches past +-2, so the identity tails are exercised too
+
+
+def made(map_fn, features: int = 5, context_features: int = 0, residual: bool = False) -> MaskedAutoregressive:
+    return MaskedAutoregressive(features, map_fn, (16, 16), context_features, residual=residual)
+
+
+CASES.update({
+    "maf_layer": lambda: Case(made(AffineMap()), data(7, 5)),
+    "maf_layer_residual": lambda: Case(made(AffineMap(), residual=True), data(7, 5)),
+    "maf_layer_context": lambda: Case(made(AffineMap(), 4, 3), data(6, 4), torch.randn(6, 3)),
+    "maf_layer_one_feature_context": lambda: Case(made(AffineMap(), 1, 2), data(6, 1), torch.randn(6, 2)),
+    "iaf_layer": lambda: Case(Inverse(made(AffineMap(bound=2.0))), data(7, 5)),
+    "iaf_layer_context": lambda: Case(Inverse(made(AffineMap(), 4, 3)), data(6, 4), torch.randn(6, 3)),
+    "spline_autoregressive": lambda: Case(made(SPLINE), data(7, 5)),
+    "spline_autoregressive_residual_context": lambda: Case(made(SPLINE, 4, 3, residual=True), data(6, 4), torch.randn(6, 3)),
+    "spline_coupling": lambda: Case(Coupling(half_mask(5), mlp(), SPLINE), data(7, 5)),
+    "spline_coupling_context": lambda: Case(Coupling(alternating_mask(4), mlp(context_features=3), SPLINE), data(6, 4), torch.randn(6, 3)),
+})

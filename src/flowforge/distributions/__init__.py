@@ -1,4 +1,5 @@
 """Base distributions for flows."""
+from .conditional import ConditionalDiagNormal
 from .normal import DiagNormal, StandardNormal
 
-__all__ = ["DiagNormal", "StandardNormal"]
+__all__ = ["ConditionalDiagNormal", "DiagNormal", "StandardNormal"]

@@ -1,6 +1,10 @@
 """Flow models and their builders."""
+from .autoregressive_builders import IAF, MAF, NSF
 from .builders import NICE, Glow, RealNVP, count_parameters
+from .distribution import FlowDistribution
 from .flow import Flow
 from .registry import MODELS, build_model, register
 
-__all__ = ["Flow", "Glow", "MODELS", "NICE", "RealNVP", "build_model", "count_parameters", "register"]
+__all__ = [
+    "Flow", "FlowDistribution", "Glow", "IAF", "MAF", "MODELS", "NICE", "NSF", "RealNVP", "build_model", "count_parameters", "register",
+]

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from ..distributions import DiagNormal, StandardNormal
+from ..distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from ..errors import FlowforgeError
 from ..nn import MLP
 from ..transforms import (
@@ -17,7 +17,7 @@ from .flow import Flow
 from .registry import register
 
 NORMS = {None: None, "none": None, "actnorm": ActNorm, "batchnorm": BatchNorm}
-BASES = {"standard": StandardNormal, "diag": DiagNormal}
+BASES = {"standard": StandardNormal, "diag": DiagNormal, "conditional": ConditionalDiagNormal}
 MASKS = {"half": half_mask, "alternating": alternating_mask}
 
 
@@ -45,7 +45,9 @@ def _mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
 
 def _assemble(features: int, steps: list[Transform], base: str, standardize: bool, context_features: int) -> Flow:
     layers: list[Transform] = [Standardize(features)] if standardize else []
-    base_distribution = _choose(BASES, base, "base")(features)
+    make_base = _choose(BASES, base, "base")
+    # "conditional": mean and scale computed from the context
+    base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
     return Flow(Compose(layers + steps), base_distribution, (features,), context_features)
 
 

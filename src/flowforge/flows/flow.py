@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..transforms.base import Transform
 from .checks import check_batch, check_context
+from .distribution import FlowDistribution
 
 
 class Flow(nn.Module):
@@ -111,6 +112,11 @@ class Flow(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """n samples and their exact model log-density log p(x), from one inverse pass."""
         return self._sample(n, temperature, context, chunk_size, with_log_prob=True)
+
+    def distribution(self, context: Tensor | None = None) -> FlowDistribution:
+        """This flow as a torch.distributions.Distribution (log_prob, sample, rsample); a context of
+        shape (B, C) gives batch_shape (B,), one of shape (C,) or none gives batch_shape ()."""
+        return FlowDistribution(self, context)
 
     def _sample(
         self, n: int, temperature: float, context: Tensor | None, chunk_size: int, with_log_prob: bool

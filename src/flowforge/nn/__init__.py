@@ -1,4 +1,5 @@
 """Conditioner networks."""
+from .made import MADE, MaskedLinear
 from .mlp import MLP
 
-__all__ = ["MLP"]
+__all__ = ["MADE", "MLP", "MaskedLinear"]
