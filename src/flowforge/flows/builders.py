@@ -13,12 +13,15 @@ from ..transforms import (
     ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, Compose, DiagonalScale, LULinear,
     Reverse, Standardize, Transform, alternating_mask, half_mask,
 )
+from ..transforms.recompute import InvertibleCompose
 from .flow import Flow
 from .registry import register
 
 NORMS = {None: None, "none": None, "actnorm": ActNorm, "batchnorm": BatchNorm}
 BASES = {"standard": StandardNormal, "diag": DiagNormal, "conditional": ConditionalDiagNormal}
 MASKS = {"half": half_mask, "alternating": alternating_mask}
+# "invertible": training memory constant in depth, each layer's input recomputed by its inverse
+MEMORY = {"standard": Compose, "invertible": InvertibleCompose}
 
 
 def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0) -> None:
@@ -43,12 +46,15 @@ def _mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
     return lambda i, o: MLP(i, o, tuple(hidden), context_features, activation)
 
 
-def _assemble(features: int, steps: list[Transform], base: str, standardize: bool, context_features: int) -> Flow:
+def _assemble(
+    features: int, steps: list[Transform], base: str, standardize: bool, context_features: int, memory: str = "standard"
+) -> Flow:
     layers: list[Transform] = [Standardize(features)] if standardize else []
+    compose = _choose(MEMORY, memory, "memory")
     make_base = _choose(BASES, base, "base")
     # "conditional": mean and scale computed from the context
     base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
-    return Flow(Compose(layers + steps), base_distribution, (features,), context_features)
+    return Flow(compose(layers + steps), base_distribution, (features,), context_features)
 
 
 @register("realnvp")
@@ -64,6 +70,7 @@ def RealNVP(
     bound: float = 3.0,
     base: str = "standard",
     standardize: bool = True,
+    memory: str = "standard",
 ) -> Flow:
     """Real NVP: `layers` affine couplings with a flip (Reverse) between them.
 
@@ -71,6 +78,7 @@ def RealNVP(
     standard normal base. `norm="batchnorm"` or `"actnorm"` adds a normalisation layer after
     each coupling. `standardize` prepends a Standardize layer that `fit` sets from the
     training data (identity until then), so densities stay on the data's own scale.
+    `memory="invertible"` trains in memory constant in depth (transforms/recompute.py).
 
     Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
 
@@ -90,7 +98,7 @@ def RealNVP(
         steps.append(AffineCoupling(make_mask(features), factory, bound=bound))
         if norm_layer is not None:
             steps.append(norm_layer(features))
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nice")
@@ -104,6 +112,7 @@ def NICE(
     mask: str = "alternating",
     base: str = "standard",
     standardize: bool = True,
+    memory: str = "standard",
 ) -> Flow:
     """NICE: additive couplings with a flip between them, then a learnable diagonal scaling.
 
@@ -118,7 +127,7 @@ def NICE(
             steps.append(Reverse())
         steps.append(AdditiveCoupling(make_mask(features), factory))
     steps.append(DiagonalScale(features))
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("glow")
@@ -133,6 +142,7 @@ def Glow(
     base: str = "standard",
     standardize: bool = True,
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """Glow for vectors: each step is ActNorm -> LULinear -> affine coupling.
 
@@ -143,7 +153,7 @@ def Glow(
     steps: list[Transform] = []
     for i in range(layers):
         steps += [ActNorm(features), LULinear(features, seed=seed + i), AffineCoupling(half_mask(features), factory, bound=bound)]
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,6 +1,7 @@
 """MLP conditioner: (B, in) and optional context -> (B, out), last layer zero-initialised."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -35,10 +36,13 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise FlowforgeError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
         self.context_features = context_features
+        self.activation = activation
         sizes = [in_features + context_features, *hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+        for a, b in itertools.pairwise(sizes):
+            # in place: a Linear's backward needs its input, not its output
+            act = nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
+            layers += [nn.Linear(a, b), act]
         last = nn.Linear(sizes[-1], out_features)
         if zero_init:
             nn.init.zeros_(last.weight)
@@ -46,12 +50,22 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers, last)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        if self.context_features:
-            if context is None:
-                raise FlowforgeError(f"this conditioner needs a context of {self.context_features} features")
-            if context.shape != (x.shape[0], self.context_features):
-                raise FlowforgeError(
-                    f"context: expected ({x.shape[0]}, {self.context_features}), got {tuple(context.shape)}"
-                )
-            x = torch.cat([x, context.to(x.dtype)], dim=1)
-        return self.net(x)
+        return self.net(self.join(x, context))
+
+    def join(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """The network's input: x with the context appended."""
+        if not self.context_features:
+            return x
+        self.check_context(x.shape[0], context)
+        return torch.cat([x, context.to(x.dtype)], dim=1)
+
+    def check_context(self, batch: int, context: Tensor | None) -> None:
+        """Named errors for a missing or wrongly shaped context."""
+        if context is None:
+            raise FlowforgeError(f"this conditioner needs a context of {self.context_features} features")
+        if context.shape != (batch, self.context_features):
+            raise FlowforgeError(f"context: expected ({batch}, {self.context_features}), got {tuple(context.shape)}")
+
+    def linears(self) -> list[nn.Linear]:
+        """The Linear layers in order (the fused coupling reads their weights)."""
+        return [m for m in self.net if isinstance(m, nn.Linear)]

@@ -6,9 +6,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .base import Transform
-
 from ..errors import FlowforgeError
+from ..nn.mlp import MLP
+from .base import Transform
+from .fused import FusedCoupling, coupling_forward, coupling_inverse
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -76,6 +77,8 @@ class AffineCoupling(Transform):
         self.split = len(identity)
         self.scale, self.bound = scale, bound
         self.net = net_factory(len(identity), len(transformed) * (2 if scale else 1))
+        # the default conditioner on a contiguous split runs the hand-written kernel of fused.py
+        self.is_fused = self.is_contiguous and isinstance(self.net, MLP) and self.net.activation == "relu"
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.is_contiguous:
@@ -93,7 +96,21 @@ class AffineCoupling(Transform):
         s, t = out.chunk(2, dim=1)
         return soft_clamp(s, self.bound), t
 
+    def fused_args(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, tuple[Tensor, ...]]:
+        """The context the MLP uses (checked) and its (w1, b1, w2, b2, ...), for fused.py."""
+        params = tuple(p for layer in self.net.linears() for p in (layer.weight, layer.bias))
+        if not self.net.context_features:
+            return None, params
+        self.net.check_context(x.shape[0], context)
+        return context.to(x.dtype), params
+
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.is_fused and not torch.compiler.is_compiling():  # compiled: inductor fuses the plain ops
+            context, params = self.fused_args(x, context)
+            if torch.is_grad_enabled():
+                return FusedCoupling.apply(x, context, self.split, self.bound, self.scale, *params)
+            z, logabsdet, _ = coupling_forward(x, self.net.join(x[:, : self.split], context), self.split, self.bound, self.scale, params)
+            return z, logabsdet
         a, b = self._split(x)
         s, t = self._scale_shift(a, context)
         if s is None:
@@ -101,6 +118,10 @@ class AffineCoupling(Transform):
         return self._merge(a, b * s.exp() + t), s.sum(1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.is_fused and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            context, params = self.fused_args(z, context)
+            x, logabsdet, _ = coupling_inverse(z, self.net.join(z[:, : self.split], context), self.split, self.bound, self.scale, params)
+            return x, logabsdet
         a, b = self._split(z)
         s, t = self._scale_shift(a, context)  # a is unchanged by forward, hence the same s, t
         if s is None:

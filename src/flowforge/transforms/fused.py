@@ -1,0 +1,143 @@
+"""The affine coupling with a ReLU MLP conditioner, forward and backward written out by hand.
+
+Autograd would record about twenty nodes per coupling (slices, the MLP's layers, clamp, exp,
+products, concatenation, the log-det sum); here it records one. The conditioner's products are
+`addmm`s, its ReLUs run in place, the halves of z and of dL/dx are written straight into their
+output rows, and the backward pass runs the same products autograd would. `AffineCoupling` uses
+it for contiguous [kept | transformed] splits when its net is a ReLU `MLP`; `recompute.py` runs
+`coupling_backward` on tensors that `coupling_inverse` rebuilt from the output.
+
+Saved per coupling: the input x, the conditioner's hidden activations, and e = exp(s).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Saved(NamedTuple):
+    """What the backward pass needs: x, the MLP's inputs per layer, u = tanh(s_raw / bound), exp(s)."""
+
+    x: Tensor
+    hidden: list[Tensor]
+    u: Tensor | None
+    e: Tensor | None
+
+
+def mlp_forward(inp: Tensor, params: tuple[Tensor, ...]) -> tuple[Tensor, list[Tensor]]:
+    """ReLU MLP on rows; params are (w1, b1, w2, b2, ...). Returns the output and each layer's input."""
+    hidden = [inp]
+    h = inp
+    for i in range(0, len(params), 2):
+        h = torch.addmm(params[i + 1], h, params[i].t())
+        if i + 2 < len(params):
+            h.relu_()
+            hidden.append(h)
+    return h, hidden
+
+
+def coupling_forward(
+    x: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...]
+) -> tuple[Tensor, Tensor, Saved]:
+    """z = [x_A, x_B * exp(s) + t] with (s_raw, t) = MLP(inp); inp is x_A (plus any context)."""
+    out, hidden = mlp_forward(inp, params)
+    z = torch.empty_like(x)
+    z[:, :k] = x[:, :k]
+    if not scale:
+        torch.add(x[:, k:], out, out=z[:, k:])
+        return z, x.new_zeros(x.shape[0]), Saved(x, hidden, None, None)
+    m = x.shape[1] - k
+    u = torch.tanh(out[:, :m] / bound)
+    s = u * bound  # soft clamp: |s| < bound
+    e = s.exp()
+    torch.addcmul(out[:, m:], x[:, k:], e, out=z[:, k:])
+    return z, s.sum(1), Saved(x, hidden, u, e)
+
+
+def coupling_inverse(
+    z: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...]
+) -> tuple[Tensor, Tensor, Saved]:
+    """x from z with one conditioner pass (inp is z_A = x_A plus context), and the forward's Saved."""
+    out, hidden = mlp_forward(inp, params)
+    x = torch.empty_like(z)
+    x[:, :k] = z[:, :k]
+    if not scale:
+        torch.sub(z[:, k:], out, out=x[:, k:])
+        return x, z.new_zeros(z.shape[0]), Saved(x, hidden, None, None)
+    m = z.shape[1] - k
+    u = torch.tanh(out[:, :m] / bound)
+    s = u * bound
+    e = s.exp()
+    torch.mul(z[:, k:] - out[:, m:], (-s).exp(), out=x[:, k:])
+    return x, -s.sum(1), Saved(x, hidden, u, e)
+
+
+def coupling_backward(
+    saved: Saved, grad_z: Tensor, grad_logabsdet: Tensor, k: int, bound: float, params: tuple[Tensor, ...],
+    need_input: bool = True,
+) -> tuple[Tensor | None, Tensor | None, list[Tensor]]:
+    """dL/dx, dL/d(conditioner input) and dL/d(params) from dL/dz and dL/dlogabsdet."""
+    x, hidden, u, e = saved
+    g_b = grad_z[:, k:]
+    if u is None:
+        g_out = g_b
+    else:
+        m = x.shape[1] - k
+        g_out = torch.empty(x.shape[0], 2 * m, dtype=x.dtype, device=x.device)
+        # ds/ds_raw = 1 - u^2;  dz_B/ds = x_B * e;  dlogabsdet/ds = 1
+        torch.mul(torch.addcmul(grad_logabsdet[:, None], g_b * x[:, k:], e), 1 - u * u, out=g_out[:, :m])
+        g_out[:, m:] = g_b
+    grad_params, g_inp = _mlp_backward(g_out, hidden, params, need_input)
+    if not need_input:
+        return None, None, grad_params
+    grad_x = torch.empty_like(x)
+    torch.add(grad_z[:, :k], g_inp[:, :k], out=grad_x[:, :k])
+    if u is None:
+        grad_x[:, k:] = g_b
+    else:
+        torch.mul(g_b, e, out=grad_x[:, k:])
+    return grad_x, g_inp, grad_params
+
+
+def _mlp_backward(
+    g: Tensor, hidden: list[Tensor], params: tuple[Tensor, ...], need_input: bool
+) -> tuple[list[Tensor], Tensor | None]:
+    grads: list[Tensor] = []
+    for i in reversed(range(0, len(params), 2)):
+        h = hidden[i // 2]
+        grads += [g.sum(0), torch.mm(g.t(), h)]  # bias, weight (reversed below)
+        if i == 0 and not need_input:
+            return grads[::-1], None
+        g = torch.mm(g, params[i])
+        if i > 0:  # ReLU, h its output: autograd's own kernel (a bool mask costs ~6x more on CPU)
+            g = torch.ops.aten.threshold_backward(g, h, 0)
+    return grads[::-1], g
+
+
+class FusedCoupling(torch.autograd.Function):
+    """One autograd node for coupling_forward; inputs (x, context, inp-builder args, *params)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, context: Tensor | None, k: int, bound: float, scale: bool, *params: Tensor):
+        inp = x[:, :k] if context is None else torch.cat([x[:, :k], context.to(x.dtype)], dim=1)
+        z, logabsdet, saved = coupling_forward(x, inp, k, bound, scale, params)
+        extra = [t for t in (saved.u, saved.e) if t is not None]
+        ctx.save_for_backward(x, *saved.hidden, *extra, *params)
+        ctx.layout = (len(saved.hidden), len(extra), k, bound, context is not None)
+        return z, logabsdet
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_z: Tensor, grad_logabsdet: Tensor):
+        n_hidden, n_extra, k, bound, has_context = ctx.layout
+        tensors = ctx.saved_tensors
+        x, hidden = tensors[0], list(tensors[1 : 1 + n_hidden])
+        extra = tensors[1 + n_hidden : 1 + n_hidden + n_extra]
+        params = tensors[1 + n_hidden + n_extra :]
+        saved = Saved(x, hidden, *(extra if extra else (None, None)))
+        need_input = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        grad_x, g_inp, grad_params = coupling_backward(saved, grad_z, grad_logabsdet, k, bound, params, need_input)
+        grad_context = g_inp[:, k:] if has_context and ctx.needs_input_grad[1] else None
+        return (grad_x, grad_context, None, None, None, *grad_params)

@@ -1,0 +1,158 @@
+"""InvertibleCompose: gradients equal ordinary autograd's, memory constant in depth."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import Tensor
+
+import flowforge
+from flowforge.transforms import BatchNorm, Compose, Reverse, Transform
+from flowforge.transforms.recompute import InvertibleCompose, is_recomputable
+
+from .cases import CASES, make, randomized
+
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}  # relative, per gradient tensor
+
+
+def relative_error(a: Tensor, b: Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def gradients(t: Transform, x: Tensor, context: Tensor | None, weights: tuple[Tensor, Tensor]) -> list[Tensor]:
+    """dL/dparams, dL/dx and dL/dcontext for L = sum(w * z) + sum(v * logabsdet)."""
+    x = x.clone().requires_grad_()
+    context = context.clone().requires_grad_() if context is not None else None
+    z, logabsdet = t(x, context)
+    loss = (weights[0] * z).sum() + (weights[1] * logabsdet).sum()
+    inputs = [*t.parameters(), x] + ([context] if context is not None else [])
+    return list(torch.autograd.grad(loss, inputs, allow_unused=True))
+
+
+def assert_same_gradients(ours: list[Tensor], reference: list[Tensor], dtype: torch.dtype) -> None:
+    assert len(ours) == len(reference)
+    for i, (a, b) in enumerate(zip(ours, reference)):
+        if b is None:
+            assert a is None or not a.any(), f"gradient {i}: expected none"
+            continue
+        assert relative_error(a, b) <= TOLERANCE[dtype], f"gradient {i}: relative error {relative_error(a, b):.2e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", CASES)
+def test_every_layer_type_gets_ordinary_gradients(name: str, dtype: torch.dtype) -> None:
+    case = make(name)
+    layer = randomized(case.transform).to(dtype)
+    x = case.x.to(dtype)
+    context = case.context.to(dtype) if case.context is not None else None
+    z, logabsdet = layer(x, context)
+    weights = (torch.randn_like(z), torch.randn_like(logabsdet))
+    reference = gradients(layer, x, context, weights)
+    ours = gradients(InvertibleCompose([copy.deepcopy(layer)]), x, context, weights)
+    assert_same_gradients(ours, reference, dtype)
+
+
+def trained(builder, dtype: torch.dtype, steps: int = 60, **kwargs) -> flowforge.Flow:
+    """A small flow after some training at a high learning rate, where round-trip drift is largest."""
+    torch.manual_seed(0)
+    flow = builder(4, 4, (32, 32), **kwargs).to(dtype)
+    data = torch.randn(512, 4, dtype=dtype) @ torch.randn(4, 4, dtype=dtype) + 1.0
+    context = torch.randn(512, kwargs.get("context_features", 0), dtype=dtype) if "context_features" in kwargs else None
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    for step in range(steps):
+        rows = slice(64 * (step % 8), 64 * (step % 8 + 1))
+        optimizer.zero_grad()
+        (-flow.log_prob(data[rows], None if context is None else context[rows]).mean()).backward()
+        optimizer.step()
+    return flow
+
+
+FLOWS = {
+    "realnvp": (flowforge.RealNVP, {}),
+    "realnvp_batchnorm": (flowforge.RealNVP, {"norm": "batchnorm"}),
+    "realnvp_context": (flowforge.RealNVP, {"context_features": 3, "mask": "alternating"}),
+    "nice": (flowforge.NICE, {}),
+    "glow": (flowforge.Glow, {}),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", FLOWS)
+def test_whole_flows_after_training_get_ordinary_gradients(name: str, dtype: torch.dtype) -> None:
+    builder, kwargs = FLOWS[name]
+    standard = trained(builder, dtype, **kwargs)
+    invertible = builder(4, 4, (32, 32), memory="invertible", **kwargs).to(dtype)
+    invertible.load_state_dict(standard.state_dict())
+    assert isinstance(invertible.transform, InvertibleCompose)
+    x = torch.randn(128, 4, dtype=dtype) * 2 + 1
+    context = torch.randn(128, 3, dtype=dtype) if "context_features" in kwargs else None
+    results = []
+    for flow in (standard, invertible):
+        flow.zero_grad()
+        flow.log_prob(x, context).mean().backward()
+        results.append([p.grad for p in flow.parameters()])
+    assert_same_gradients(results[1], results[0], dtype)
+    if name == "realnvp_batchnorm":  # the fallback layer ran once per pass, like ordinary autograd
+        assert torch.equal(standard.state_dict()["transform.transforms.2.running_mean"],
+                           invertible.state_dict()["transform.transforms.2.running_mean"])
+
+
+def test_actnorm_initialises_from_the_first_batch() -> None:
+    x = torch.randn(256, 4) * 3 + 2
+    flows = [flowforge.Glow(4, 2, (16, 16), memory=m, standardize=False) for m in ("standard", "invertible")]
+    flows[1].load_state_dict(flows[0].state_dict())
+    for flow in flows:
+        flow.log_prob(x).mean().backward()
+    first = [flow.transform[0] for flow in flows]
+    assert bool(first[1].is_initialized)
+    torch.testing.assert_close(first[1].bias, x.mean(0))
+    torch.testing.assert_close(first[1].bias.grad, first[0].bias.grad, rtol=1e-4, atol=1e-6)
+
+
+def saved_bytes(flow: flowforge.Flow, x: Tensor) -> int:
+    """Bytes autograd saves for the backward pass of one log_prob."""
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        flow.log_prob(x).mean()
+    return total
+
+
+def test_saved_activations_do_not_grow_with_depth() -> None:
+    x = torch.randn(256, 8)
+    deep, shallow = (saved_bytes(flowforge.RealNVP(8, k, (64, 64), memory="invertible"), x) for k in (16, 2))
+    assert deep == shallow
+    standard = saved_bytes(flowforge.RealNVP(8, 16, (64, 64)), x)
+    assert standard > 8 * deep
+
+
+def test_batchnorm_in_training_and_flagged_layers_fall_back() -> None:
+    class Iterative(Reverse):
+        is_exactly_invertible = False
+
+    assert not is_recomputable(BatchNorm(3).train())
+    assert is_recomputable(BatchNorm(3).eval())
+    assert not is_recomputable(Iterative())
+    assert not is_recomputable(Compose([Reverse(), Iterative()]))
+    assert is_recomputable(Compose([Reverse(), Reverse()]))
+
+
+def test_without_gradients_it_is_compose() -> None:
+    flow = flowforge.RealNVP(3, 3, (16, 16), memory="invertible")
+    reference = flowforge.RealNVP(3, 3, (16, 16))
+    reference.load_state_dict(flow.state_dict())
+    x = torch.randn(10, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(flow.log_prob(x), reference.log_prob(x))
+    assert flow.sample(4).shape == (4, 3)
+
+
+def test_unknown_memory_option_is_named() -> None:
+    with pytest.raises(flowforge.FlowforgeError, match="memory"):
+        flowforge.RealNVP(2, memory="checkpoint")
