@@ -1,6 +1,7 @@
 """Training data plumbing: validation of user arrays, the validation split, the batch order."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -66,7 +67,11 @@ def batch_index(step: int, n: int, batch_size: int, seed: int) -> Tensor:
     an uninterrupted single-process run would.
     """
     batch_size = min(batch_size, n)
-    per_epoch = n // batch_size
-    epoch, offset = divmod(step, per_epoch)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
-    return order[offset * batch_size : (offset + 1) * batch_size]
+    epoch, offset = divmod(step, n // batch_size)
+    return _epoch_order(n, seed, epoch)[offset * batch_size : (offset + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The row order of one epoch (cached: drawn once per epoch, not once per step)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
