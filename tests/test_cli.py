@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,13 @@ def test_console_script_error_is_one_line() -> None:
     done = subprocess.run([str(script), "train", "--model", "nosuch"], check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 2 and done.stderr.startswith("flowforge: error: unknown model") and done.stderr.count("\n") == 1
+
+
+def test_readme_python_quickstart_runs(tmp_path, monkeypatch) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 10 and "steps=1000" in code
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart.py").write_text(code.replace("steps=1000", "steps=20"))  # the same code, a shorter run
+    runpy.run_path(str(tmp_path / "quickstart.py"))
+    assert flowforge.load(tmp_path / "moons.pt").event_shape == (2,)

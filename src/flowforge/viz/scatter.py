@@ -46,8 +46,8 @@ def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims:
                 axes.hist(data[:, i], bins=bins, density=True, alpha=0.5, color="tab:blue", label="data (test split)")
                 axes.hist(samples[:, i], bins=bins, density=True, alpha=0.5, color="tab:orange", label="model samples")
             else:
-                axes.scatter(data[:, j], data[:, i], s=1, alpha=0.3, color="tab:blue", linewidths=0)
-                axes.scatter(samples[:, j], samples[:, i], s=1, alpha=0.3, color="tab:orange", linewidths=0)
+                axes.scatter(data[:, j], data[:, i], s=3, alpha=0.4, color="tab:blue", linewidths=0)
+                axes.scatter(samples[:, j], samples[:, i], s=3, alpha=0.4, color="tab:orange", linewidths=0)
                 axes.set_ylim(limits[i])
             axes.set_xlim(limits[j])
             axes.tick_params(labelsize=7)
