@@ -103,7 +103,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike) -> Flow:
-    """Rebuild a saved flow from a checkpoint file or a run folder written by `flowforge train`."""
+    """Rebuild a saved flow from a checkpoint file or a run folder written by `flowforge train`.
+
+    Example:
+        >>> import tempfile, flowforge
+        >>> path = flowforge.save(flowforge.NICE(3, layers=2, hidden=(8,)), tempfile.mkdtemp() + "/nice.pt")
+        >>> flow = flowforge.load(path)
+        >>> flow.spec["model"], flow.event_shape, flow.training
+        ('nice', (3,), False)
+    """
     payload = read_checkpoint(path)
     try:
         spec = json.loads(payload["spec_json"])
