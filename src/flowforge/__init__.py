@@ -2,12 +2,14 @@
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
+from .flows.image_builders import ImageGlow, ImageRealNVP
+from .metrics import bits_per_dim
 from .train import History, fit, load, mean_nll, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConditionalDiagNormal", "DiagNormal", "Flow", "FlowDistribution", "FlowforgeError", "Glow", "History", "IAF",
-    "MAF", "MODELS", "NICE", "NSF", "RealNVP",
-    "StandardNormal", "build_model", "fit", "load", "mean_nll", "save", "__version__",
+    "ImageGlow", "ImageRealNVP", "MAF", "MODELS", "NICE", "NSF", "RealNVP",
+    "StandardNormal", "bits_per_dim", "build_model", "fit", "load", "mean_nll", "save", "__version__",
 ]

@@ -165,3 +165,44 @@ CASES.update({
     "spline_coupling": lambda: Case(Coupling(half_mask(5), mlp(), SPLINE), data(7, 5)),
     "spline_coupling_context": lambda: Case(Coupling(alternating_mask(4), mlp(context_features=3), SPLINE), data(6, 4), torch.randn(6, 3)),
 })
+
+
+
+# -- image layers on (B, C, H, W); Squeeze changes the shape, so it enters wrapped in its inverse
+from flowforge.flows import ImageGlow, ImageRealNVP
+from flowforge.nn import ConvNet
+from flowforge.transforms import ActNorm2d, Conv1x1, Logit, MaskedAffineCoupling, Split, Squeeze, channel_mask, checkerboard_mask
+
+
+def images(batch: int, channels: int, size: int = 4) -> Tensor:
+    return data(batch, channels * size * size).reshape(batch, channels, size, size)
+
+
+def conv_coupling(mask: Tensor, channels: int, context_features: int = 0) -> MaskedAffineCoupling:
+    return MaskedAffineCoupling(mask, ConvNet(channels, 2 * channels, hidden=8, blocks=1, context_features=context_features))
+
+
+def actnorm2d() -> Case:
+    layer = ActNorm2d(3)
+    layer.initialize(images(16, 3) * 3 - 1)
+    return Case(layer, images(5, 3))
+
+
+def squeezed(*layers: Transform) -> Compose:
+    return Compose([Squeeze(), *layers, Inverse(Squeeze())])
+
+
+CASES.update({
+    "actnorm2d": actnorm2d,
+    "conv1x1_lu": lambda: Case(Conv1x1(3, lu=True, seed=0), images(5, 3)),
+    "conv1x1_plain": lambda: Case(Conv1x1(3, lu=False, seed=0), images(5, 3)),
+    "checkerboard_coupling": lambda: Case(conv_coupling(checkerboard_mask(4, 4), 1), images(5, 1)),
+    "channel_coupling": lambda: Case(conv_coupling(channel_mask(3), 3), images(5, 3)),
+    "checkerboard_coupling_context": lambda: Case(conv_coupling(checkerboard_mask(4, 4, even=False), 2, 3), images(5, 2), torch.randn(5, 3)),
+    "squeeze": lambda: Case(squeezed(Conv1x1(4, seed=1)), images(5, 1)),
+    "split": lambda: Case(squeezed(Conv1x1(4, seed=1), Split(conv_coupling(channel_mask(2), 2), 2)), images(5, 1)),
+    "logit": lambda: Case(Logit(0.05), torch.rand(5, 1, 4, 4)),
+    "image_glow_body": lambda: Case(ImageGlow((1, 4, 4), 2, 1, 8, dequantize=None, logit=None).transform, images(4, 1)),
+    "image_realnvp_body_context": lambda: Case(
+        ImageRealNVP((2, 4, 4), 2, 1, 4, dequantize=None, logit=None, blocks=1, context_features=3).transform, images(4, 2), torch.randn(4, 3)),
+})

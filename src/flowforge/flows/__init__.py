@@ -3,8 +3,9 @@ from .autoregressive_builders import IAF, MAF, NSF
 from .builders import NICE, Glow, RealNVP, count_parameters
 from .distribution import FlowDistribution
 from .flow import Flow
+from .image_builders import ImageGlow, ImageRealNVP
 from .registry import MODELS, build_model, register
 
 __all__ = [
-    "Flow", "FlowDistribution", "Glow", "IAF", "MAF", "MODELS", "NICE", "NSF", "RealNVP", "build_model", "count_parameters", "register",
+    "Flow", "FlowDistribution", "Glow", "IAF", "ImageGlow", "ImageRealNVP", "MAF", "MODELS", "NICE", "NSF", "RealNVP", "build_model", "count_parameters", "register",
 ]

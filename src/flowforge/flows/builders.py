@@ -1,7 +1,8 @@
 """Model builders for vectors: RealNVP, NICE, Glow. Each returns a Flow."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
@@ -15,7 +16,7 @@ from ..transforms import (
 )
 from ..transforms.recompute import InvertibleCompose
 from .flow import Flow
-from .registry import register
+from .registry import MODELS, register
 
 NORMS = {None: None, "none": None, "actnorm": ActNorm, "batchnorm": BatchNorm}
 BASES = {"standard": StandardNormal, "diag": DiagNormal, "conditional": ConditionalDiagNormal}
@@ -154,6 +155,24 @@ def Glow(
     for i in range(layers):
         steps += [ActNorm(features), LULinear(features, seed=seed + i), AffineCoupling(half_mask(features), factory, bound=bound)]
     return _assemble(features, steps, base, standardize, context_features, memory)
+
+
+def _by_shape(vector_builder: Callable[..., Flow], image_model: str) -> Callable[..., Flow]:
+    """One public name for vectors and images: a (C, H, W) first argument builds `image_model`."""
+
+    @functools.wraps(vector_builder)
+    def build(features: Any, *args: Any, **kwargs: Any) -> Flow:
+        if isinstance(features, (tuple, list)):  # a list, too: kwargs come back from JSON that way
+            return MODELS[image_model](features, *args, **kwargs)
+        return vector_builder(features, *args, **kwargs)
+
+    return build
+
+
+# RealNVP((1, 8, 8), ...) and build_model("glow", features=[1, 8, 8], ...) build the image models
+# of flows/image_builders.py, whose checkpoints then name "image-realnvp" / "image-glow"
+RealNVP = MODELS["realnvp"] = _by_shape(RealNVP, "image-realnvp")
+Glow = MODELS["glow"] = _by_shape(Glow, "image-glow")
 
 
 def count_parameters(module: nn.Module) -> int:

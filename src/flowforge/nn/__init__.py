@@ -1,5 +1,6 @@
 """Conditioner networks."""
+from .convnet import ConvNet
 from .made import MADE, MaskedLinear
 from .mlp import MLP
 
-__all__ = ["MADE", "MLP", "MaskedLinear"]
+__all__ = ["ConvNet", "MADE", "MLP", "MaskedLinear"]

@@ -1,17 +1,22 @@
 """Invertible layers with tractable log-determinants."""
 from .autoregressive import MaskedAutoregressive
 from .base import Compose, Inverse, Transform
+from .conv import ActNorm2d, Conv1x1
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
+from .dequantize import Dequantize, Logit, VariationalNoise
+from .image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from .linear import LULinear
 from .map_coupling import Coupling
 from .maps import AffineMap, ElementwiseMap, SplineMap
 from .norm import ActNorm, BatchNorm, DiagonalScale
 from .permute import Permutation, Reverse
+from .reshape import Split, Squeeze
 from .splines import rational_quadratic_spline
 from .standardize import Standardize
 
 __all__ = [
-    "ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Coupling", "DiagonalScale", "ElementwiseMap",
-    "Inverse", "LULinear", "MaskedAutoregressive", "Permutation", "Reverse", "SplineMap", "Standardize", "Transform",
-    "alternating_mask", "half_mask", "rational_quadratic_spline",
+    "ActNorm", "ActNorm2d", "AdditiveCoupling", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
+    "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
+    "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise",
+    "alternating_mask", "channel_mask", "checkerboard_mask", "half_mask", "rational_quadratic_spline",
 ]
