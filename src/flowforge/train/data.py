@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -10,10 +11,19 @@ import torch
 from torch import Tensor
 
 from ..errors import FlowforgeError
+from .rows import NpyRows
 
 
-def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) -> Tensor:
-    """Turn arrays/tensors into a floating tensor; name the problem if they are unusable."""
+def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) -> Tensor | NpyRows:
+    """Turn arrays/tensors into a floating tensor; name the problem if they are unusable.
+
+    A path to a .npy file (or a numpy memmap of one) stays on disk as NpyRows, read per batch.
+    """
+    if isinstance(data, (str, os.PathLike)) or (isinstance(data, np.memmap) and str(getattr(data, "filename", "")).endswith(".npy")):
+        rows = NpyRows(data.filename if isinstance(data, np.memmap) else data)
+        _check_rows(rows.shape, name, event_shape)
+        rows.check_finite(name)
+        return rows
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
             raise FlowforgeError(f"{name}: expected real numbers, got an array of dtype {data.dtype}")
@@ -23,16 +33,23 @@ def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) ->
     if data.is_complex() or data.dtype == torch.bool:
         raise FlowforgeError(f"{name}: expected real numbers, got dtype {data.dtype}")
     data = data if data.is_floating_point() else data.float()
-    if data.dim() < 2:
-        raise FlowforgeError(f"{name}: expected a 2-D (rows, features) array, got shape {tuple(data.shape)}")
-    if event_shape is not None and tuple(data.shape[1:]) != tuple(event_shape):
-        raise FlowforgeError(f"{name}: the model expects rows of shape {tuple(event_shape)}, got {tuple(data.shape[1:])}")
-    if data.shape[0] == 0:
-        raise FlowforgeError(f"{name} is empty")
+    _check_rows(tuple(data.shape), name, event_shape)
     bad = ~torch.isfinite(data.reshape(data.shape[0], -1)).all(1)
     if bad.any():
         raise FlowforgeError(f"{name} contains NaN or Inf (first in row {int(bad.nonzero()[0])})")
     return data
+
+
+MAX_VALIDATION_ROWS = 50_000  # enough for a precise NLL; keeps evaluations cheap on huge data
+
+
+def _check_rows(shape: tuple[int, ...], name: str, event_shape: tuple[int, ...] | None) -> None:
+    if len(shape) < 2:
+        raise FlowforgeError(f"{name}: expected a 2-D (rows, features) array, got shape {shape}")
+    if event_shape is not None and tuple(shape[1:]) != tuple(event_shape):
+        raise FlowforgeError(f"{name}: the model expects rows of shape {tuple(event_shape)}, got {tuple(shape[1:])}")
+    if shape[0] == 0:
+        raise FlowforgeError(f"{name} is empty")
 
 
 def check_positive(**values: Any) -> None:
@@ -45,19 +62,21 @@ def check_positive(**values: Any) -> None:
 
 
 def split_validation(train: Tensor, context: Tensor | None, fraction: float, seed: int):
-    """Hold out `fraction` of the rows (reproducibly from `seed`) as a validation set."""
+    """Hold out `fraction` of the rows (at most MAX_VALIDATION_ROWS, reproducibly from `seed`)."""
     if not 0 <= fraction < 1:
         raise FlowforgeError(f"val_fraction must be in [0, 1), got {fraction!r}")
-    n_val = int(round(train.shape[0] * fraction))
+    n_val = min(round(train.shape[0] * fraction), MAX_VALIDATION_ROWS)
     if n_val < 1 or train.shape[0] - n_val < 2:
         return train, context, None, None
     order = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val], order[n_val:]
 
-    def pick(c: Tensor | None, i: Tensor) -> Tensor | None:
+    def pick(c: Tensor | NpyRows | None, i: Tensor) -> Tensor | NpyRows | None:
+        if isinstance(c, NpyRows):
+            return c.subset(i)
         return c[i] if c is not None else None
 
-    return train[train_idx], pick(context, train_idx), train[val_idx], pick(context, val_idx)
+    return pick(train, train_idx), pick(context, train_idx), pick(train, val_idx), pick(context, val_idx)
 
 
 def batch_index(step: int, n: int, batch_size: int, seed: int) -> Tensor:

@@ -23,7 +23,7 @@ class Standardize(Transform):
         self.register_buffer("is_fitted", torch.tensor(False))
 
     @torch.no_grad()
-    def fit_(self, x: Tensor, chunk: int = 65536) -> None:
+    def fit_(self, x: Tensor, chunk: int = 16384) -> None:
         """Set mean and scale from data x (N, D) in one streaming pass (float64 sums)."""
         total = torch.zeros(x.shape[1], dtype=torch.float64)
         total_sq = torch.zeros_like(total)
