@@ -74,6 +74,10 @@ def _initialize_data_dependent(flow: Flow, x: Tensor, context: Tensor | None) ->
 def _check_options(steps, epochs, batch_size, lr, grad_clip, eval_every, patience) -> None:
     check_positive(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=grad_clip,
                    eval_every=eval_every, patience=patience)
+    counts = {"steps": steps, "epochs": epochs, "batch_size": batch_size, "eval_every": eval_every, "patience": patience}
+    for name, value in counts.items():
+        if value is not None and not isinstance(value, int):
+            raise FlowforgeError(f"{name} must be a whole number, got {value!r}")
     if batch_size % distributed.world_size():
         raise FlowforgeError(f"batch_size {batch_size} must be divisible by the number of processes ({distributed.world_size()})")
 
