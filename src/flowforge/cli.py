@@ -58,7 +58,8 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = commands.add_parser("train", parents=[common], help="train a flow and write a run folder",
                             description="Train a flow on a dataset; write config.json, model.pt, metrics and plots to a run folder.")
     p.add_argument("--data", default=d.data, metavar="NAME|FILE",
-                   help=f"toy name, 'digits', or a .npy/.npz/.csv file (default {d.data})")
+                   help=f"toy name, 'digits', or a .npy/.npz/.csv file; with --model glow or realnvp, 'digits', a folder of "
+                        f"PNG/JPEG or an (N, C, H, W) .npy train the image models (default {d.data})")
     p.add_argument("--model", default=d.model, type=str.lower, help=f"one of {', '.join(sorted(MODELS))} (default {d.model})")
     p.add_argument("--layers", type=POSITIVE_INT, default=d.layers, help=f"flow layers (default {d.layers})")
     p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=list(d.hidden), metavar="H",
@@ -180,6 +181,8 @@ def _report(result) -> None:
     test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f}"
     print(f"run folder: {result.folder}")
     print(f"test_nll: {test_nll} nats ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
+    if m.get("test_bpd") is not None:
+        print(f"test_bpd: {m['test_bpd']:.4f} bits/dim on the pixel scale")
 
 
 def _sample(args: argparse.Namespace) -> int:

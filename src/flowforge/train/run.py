@@ -61,6 +61,10 @@ def default_folder(name: str, root: str | os.PathLike = "runs") -> Path:
 
 def train_run(config: TrainConfig) -> RunResult:
     """Load the data, split off the test set, train, and write the run folder. Returns its metrics."""
+    from .image_run import is_image_run, train_image_run  # imports this module
+
+    if is_image_run(config):  # glow/realnvp on digits or image files: image models, bits/dim, image plots
+        return train_image_run(config)
     x = data.load_dataset(config.data, n=config.n, seed=config.seed)
     train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
     if config.threads is not None:

@@ -1,0 +1,54 @@
+"""Image runs: `flowforge train --data digits --model glow|realnvp` writes bits/dim and image plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import flowforge
+from flowforge import FlowforgeError
+from flowforge.cli import main
+from flowforge.train.config import TrainConfig
+from flowforge.train.image_run import interpolate, is_image_run, with_image_defaults
+
+TINY = ["--steps", "4", "--layers", "1", "--hidden", "8", "--batch-size", "32", "--no-progress"]
+PLOTS = ["training_curve.png", "samples.png", "reconstructions.png", "interpolation.png"]
+
+
+@pytest.mark.parametrize("model", ["glow", "realnvp"])
+def test_digits_run_writes_bits_per_dim_and_image_plots(model: str, tmp_path: Path, capsys) -> None:
+    assert main(["train", "--data", "digits", "--model", model, *TINY, "--out", str(tmp_path / "run")]) == 0
+    assert "test_bpd" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 < metrics["test_bpd"] < 6 and metrics["n_train"] == 1500 and metrics["n_test"] == 297
+    assert metrics["image_shape"] == [1, 8, 8]
+    for name in PLOTS:
+        assert (tmp_path / "run" / "plots" / name).stat().st_size > 1000, name
+    flow = flowforge.load(tmp_path / "run")
+    assert flow.spec["model"] == f"image-{model}" and flow.sample(2).shape == (2, 1, 8, 8)
+
+
+def test_image_defaults_fill_only_untouched_options() -> None:
+    config = with_image_defaults(TrainConfig(data="digits", model="glow", steps=7))
+    assert config.steps == 7 and config.layers != TrainConfig().layers and config.test_fraction == 0.165
+
+
+def test_which_runs_are_image_runs(tmp_path: Path) -> None:
+    np.save(tmp_path / "images.npy", np.zeros((4, 1, 4, 4), dtype=np.uint8))
+    np.save(tmp_path / "rows.npy", np.zeros((4, 16), dtype=np.float32))
+    assert is_image_run(TrainConfig(data="digits", model="glow"))
+    assert is_image_run(TrainConfig(data=str(tmp_path / "images.npy"), model="realnvp"))
+    assert not is_image_run(TrainConfig(data=str(tmp_path / "rows.npy"), model="glow"))
+    assert not is_image_run(TrainConfig(data="digits", model="maf"))
+    with pytest.raises(FlowforgeError, match="needs images"):
+        is_image_run(TrainConfig(data="moons", model="image-glow"))
+
+
+def test_interpolation_starts_and_ends_at_the_images() -> None:
+    flow = flowforge.Glow((1, 4, 4), levels=1, steps_per_level=1, hidden_channels=4, pixel_levels=4).eval()
+    a, b = torch.randint(0, 4, (2, 1, 4, 4)).float()
+    strip = interpolate(flow, a, b, steps=5)
+    assert strip.shape == (5, 1, 4, 4) and torch.equal(strip[0], a) and torch.equal(strip[-1], b)
