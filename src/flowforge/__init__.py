@@ -1,4 +1,5 @@
 """flowforge: normalizing flows in PyTorch — exact likelihoods, exact latents, fast sampling."""
+from . import data
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
@@ -9,7 +10,27 @@ from .train import History, fit, load, mean_nll, save
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConditionalDiagNormal", "DiagNormal", "Flow", "FlowDistribution", "FlowforgeError", "Glow", "History", "IAF",
-    "ImageGlow", "ImageRealNVP", "MAF", "MODELS", "NICE", "NSF", "RealNVP",
-    "StandardNormal", "bits_per_dim", "build_model", "fit", "load", "mean_nll", "save", "__version__",
+    "IAF",
+    "MAF",
+    "MODELS",
+    "NICE",
+    "NSF",
+    "ConditionalDiagNormal",
+    "DiagNormal",
+    "Flow",
+    "FlowDistribution",
+    "FlowforgeError",
+    "Glow",
+    "History",
+    "ImageGlow",
+    "ImageRealNVP",
+    "RealNVP",
+    "StandardNormal",
+    "__version__",
+    "bits_per_dim",
+    "build_model",
+    "fit",
+    "load",
+    "mean_nll",
+    "save",
 ]

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from ..errors import FlowforgeError
 from .mlp import ACTIVATIONS
+from .precision import conditioner_autocast
 
 
 class _Block(nn.Module):
@@ -80,6 +81,6 @@ class ConvNet(nn.Module):
         return torch.cat([x, context.to(x.dtype)], dim=1)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        if self.context_features:
-            x = self._with_context(x, context)
-        return self.net(x)
+        with conditioner_autocast(self, x):
+            h = self._with_context(x, context) if self.context_features else x
+            return self.net(h).to(x.dtype)

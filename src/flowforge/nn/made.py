@@ -10,6 +10,7 @@ from torch.nn.functional import linear
 
 from ..errors import FlowforgeError
 from .mlp import ACTIVATIONS
+from .precision import conditioner_autocast
 
 
 class MaskedLinear(nn.Linear):
@@ -90,6 +91,10 @@ class MADE(nn.Module):
         self.body = nn.Sequential(*layers, ACTIVATIONS[activation]())
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        with conditioner_autocast(self, x):
+            return self._forward(x, context).to(x.dtype)
+
+    def _forward(self, x: Tensor, context: Tensor | None) -> Tensor:
         h = self.first(x) if self.first is not None else x.new_zeros(x.shape[0], self.width)
         if self.context_layer is not None:
             if context is None or context.shape != (x.shape[0], self.context_features):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
+from .precision import conditioner_autocast
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 
@@ -22,6 +23,8 @@ class MLP(nn.Module):
         activation: one of ACTIVATIONS.
         zero_init: zero the last layer, so a coupling built on it starts at the identity.
     """
+
+    autocast_dtype: torch.dtype | None = None  # set by nn.precision.set_precision
 
     def __init__(
         self,
@@ -50,7 +53,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers, last)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.net(self.join(x, context))
+        with conditioner_autocast(self, x):
+            return self.net(self.join(x, context)).to(x.dtype)
 
     def join(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The network's input: x with the context appended."""

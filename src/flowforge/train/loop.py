@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
+from ..nn.precision import set_precision
 from ..transforms.standardize import Standardize
 from . import distributed
 from .data import as_data, batch_index, check_positive, split_validation
@@ -107,6 +108,7 @@ def fit(
     checkpoint_every: int | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    precision: str = "fp32",
 ) -> History:
     """Train `flow` by maximum likelihood (Adam on the mean NLL) and return its History.
 
@@ -119,6 +121,8 @@ def fit(
     `seed`; `on_checkpoint(state)` gets a resumable state every `checkpoint_every` steps, on
     `should_stop()` and at the end, and `resume=state` continues a run bit-exactly. Inside an
     initialised torch.distributed process group it trains with DistributedDataParallel.
+    `precision="bf16"` or `"fp16"` runs the conditioner networks under autocast (fp16 with a
+    gradient scaler); the flow's data path, log-det sums and base density stay in float32.
 
     Example:
         >>> import torch, flowforge
@@ -151,11 +155,14 @@ def fit(
         return train[index].to(device), (context[index].to(device) if context is not None else None)
 
     _prepare_standardize(flow, train)
+    set_precision(flow, precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     optimizer = torch.optim.Adam([p for p in flow.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     if resume is not None:
         if "live_model" in resume:
             flow.load_state_dict(resume["live_model"])
         state = TrainState.from_dict(resume, optimizer)
+        state.history.interrupted = False  # a state saved on should_stop(): this run goes on
     else:
         torch.manual_seed(seed)
         first = batch_index(0, train.shape[0], batch_size, seed)
@@ -183,14 +190,20 @@ def fit(
             group["lr"] = current_lr
         optimizer.zero_grad(set_to_none=True)
         loss = model(x, c)
-        loss.backward()  # always, even if non-finite: under DDP every rank must join the all-reduce
+        scaler.scale(loss).backward()  # always, even if non-finite: under DDP every rank joins the all-reduce
+        scaler.unscale_(optimizer)
         norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip or float("inf"))
         flags = distributed.sum_across(torch.stack([loss.detach(), norm]).isfinite().all().float().reshape(1).cpu())
         state.step += 1
         if flags.item() < distributed.world_size():
-            _on_non_finite(flow, optimizer, state, step)
+            if scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale, nothing to restore
+                scaler.update()
+                state.history.skipped_steps += 1
+            else:
+                _on_non_finite(flow, optimizer, state, step)
             continue
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         state.bad_in_row = 0
         history.step.append(step)
         history.train_nll.append(loss.item())
@@ -207,6 +220,7 @@ def fit(
         if checkpoint_every and state.step % checkpoint_every == 0 and state.step < steps:
             checkpoint()
     bar.close()
+    set_precision(flow, "fp32")  # evaluation and sampling after training run at full precision
     checkpoint_state = None
     if not history.interrupted:
         live = clone_state(flow)

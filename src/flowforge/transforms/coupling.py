@@ -105,7 +105,8 @@ class AffineCoupling(Transform):
         return context.to(x.dtype), params
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.is_fused and not torch.compiler.is_compiling():  # compiled: inductor fuses the plain ops
+        # compiled: inductor fuses the plain ops; mixed precision: the kernel is float32-only
+        if self.is_fused and self.net.autocast_dtype is None and not torch.compiler.is_compiling():
             context, params = self.fused_args(x, context)
             if torch.is_grad_enabled():
                 return FusedCoupling.apply(x, context, self.split, self.bound, self.scale, *params)
@@ -118,7 +119,7 @@ class AffineCoupling(Transform):
         return self._merge(a, b * s.exp() + t), s.sum(1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.is_fused and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             context, params = self.fused_args(z, context)
             x, logabsdet, _ = coupling_inverse(z, self.net.join(z[:, : self.split], context), self.split, self.bound, self.scale, params)
             return x, logabsdet
