@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "bits_per_dim",
     "build_model",
+    "data",
     "fit",
     "load",
     "mean_nll",
