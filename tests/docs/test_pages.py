@@ -17,8 +17,10 @@ def test_pages_have_code() -> None:
 def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a page may write files (checkpoints, a run folder)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    text = (DOCS / page).read_text()
     namespace: dict = {"__name__": f"docs_{page[:-3]}"}
-    for index, match in enumerate(BLOCK.finditer((DOCS / page).read_text())):
-        line = (DOCS / page).read_text()[: match.start()].count("\n") + 2
-        code = compile(match.group(1), f"{DOCS / page}:{line} (block {index})", "exec")
-        exec(code, namespace)  # noqa: S102 - the documentation's own examples
+    for match in BLOCK.finditer(text):
+        first_line = text[: match.start()].count("\n") + 2  # the line after the opening fence
+        # padding with newlines makes tracebacks point at the page's own line numbers
+        code = compile("\n" * (first_line - 1) + match.group(1), str(DOCS / page), "exec")
+        exec(code, namespace)  # noqa: S102 - the documentation's own examples, as a reader runs them
