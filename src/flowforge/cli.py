@@ -3,6 +3,8 @@
     flowforge train --data moons --out runs/moons      train, write a run folder, print test NLL
     flowforge sample runs/moons -n 1000 --out x.csv    draw samples (.npy, .csv, or CSV on stdout)
     flowforge score runs/moons --data x.csv            per-row log-likelihood, mean NLL
+    flowforge train --data t.csv --context-columns theta --out runs/c    learn p(x | theta)
+    flowforge sample runs/c -n 100 --context 1.5       samples at theta = 1.5
     flowforge demo                                     RealNVP on two moons in under a minute
 
 Errors in the user's input (FlowforgeError, a missing file) print one line
@@ -29,6 +31,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage mistakes as FlowforgeError, for the one-line error format."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("argument --context: expected one argument"):  # argparse took "-1,2" for an option
+            message += "; for a negative first value write --context=-1,2"
         raise FlowforgeError(f"{message} (see '{self.prog} --help')")
 
 
@@ -53,6 +57,13 @@ OPEN_FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction strictly between
 FRACTION = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p = commands.add_parser("train", parents=[common], help="train a flow and write a run folder",
@@ -61,6 +72,9 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help=f"toy name, 'digits', or a .npy/.npz/.csv file; with --model glow or realnvp, 'digits', a folder of "
                         f"PNG/JPEG or an (N, C, H, W) .npy train the image models (default {d.data})")
     p.add_argument("--model", default=d.model, type=str.lower, help=f"one of {', '.join(sorted(MODELS))} (default {d.model})")
+    p.add_argument("--context-columns", metavar="COLS",
+                   help="train a conditional flow p(x | context): these columns of the --data file (comma-separated "
+                        "header names or 0-based indices) are the context, the other columns are x")
     p.add_argument("--layers", type=POSITIVE_INT, default=d.layers, help=f"flow layers (default {d.layers})")
     p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=list(d.hidden), metavar="H",
                    help=f"conditioner hidden widths (default {' '.join(map(str, d.hidden))})")
@@ -86,8 +100,15 @@ def _add_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     p = commands.add_parser("sample", parents=[common], help="draw samples from a trained run",
                             description="Draw samples from the model in a run folder (or a model.pt file).")
     p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
-    p.add_argument("-n", type=POSITIVE_INT, required=True, help="number of samples")
+    p.add_argument("-n", type=POSITIVE_INT, required=True, help="number of samples (per context row with --context-file)")
     p.add_argument("--temperature", type=POSITIVE_FLOAT, default=1.0, help="scale of the base noise, <1 is more typical (default 1)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--context", type=_numbers, metavar="V1,V2,...",
+                       help="a conditional run's context, one value per context column, for all n samples "
+                            "(write --context=-1,2 when the first value is negative)")
+    given.add_argument("--context-file", metavar="FILE",
+                       help="one context per row (its header may name the run's context columns); "
+                            "n samples per row, row by row")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="FILE", help="write FILE.npy or FILE.csv (default: CSV on stdout)")
     p.set_defaults(handler=_sample)
@@ -97,7 +118,8 @@ def _add_score(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = commands.add_parser("score", parents=[common], help="per-row log-likelihood of a data file (anomaly scores)",
                             description="Score each row of a data file by its log-likelihood under a trained model; print the mean NLL.")
     p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
-    p.add_argument("--data", required=True, metavar="FILE", help=".npy, .npz or .csv file with the model's feature count")
+    p.add_argument("--data", required=True, metavar="FILE", help=".npy, .npz or .csv file with the model's feature count; for a conditional run, "
+                        "also its context columns (found by header name, else at the training file's indices)")
     p.add_argument("--out", metavar="FILE", help="write a log_prob column to FILE.csv or FILE.npy (default: CSV on stdout)")
     p.set_defaults(handler=_score)
 
@@ -161,7 +183,7 @@ def _train(args: argparse.Namespace) -> int:
         data=args.data, model=args.model, n=args.n, layers=args.layers, hidden=tuple(args.hidden), steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, test_fraction=args.test_fraction,
         val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
-        out=args.out,
+        out=args.out, context_columns=args.context_columns,
     )
     _report(train_run(config))
     return 0
@@ -189,7 +211,7 @@ def _sample(args: argparse.Namespace) -> int:
     from .train.run import sample_run
 
     _check_suffix(args.out)
-    x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed)
+    x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed, context=args.context, context_file=args.context_file)
     _write_array(x, args.out, [f"x{i}" for i in range(x.shape[1])])
     if args.out:
         print(f"wrote {len(x)} samples to {args.out}")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import FlowforgeError
 from .digits import load_digits
-from .files import SUFFIXES, read_array
+from .files import SUFFIXES, read_csv_with_header
 from .toys import TOYS, check_size, make_toy
 
 DATASETS: tuple[str, ...] = (*TOYS, "digits")
@@ -22,20 +22,27 @@ def load_dataset(spec: str | os.PathLike, n: int | None = None, seed: int = 0) -
         n: toys: how many points (default 20_000); digits and files: a random subset of n rows.
         seed: fixes toy points, digits noise and the subset.
     """
+    return load_table(spec, n, seed)[0]
+
+
+def load_table(spec: str | os.PathLike, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, list[str] | None]:
+    """`load_dataset` plus the column names of a text file's header row (None for toys, digits,
+    .npy/.npz files and text files without a header)."""
     if spec in TOYS:
-        return make_toy(spec, TOY_SIZE if n is None else n, seed)
+        return make_toy(spec, TOY_SIZE if n is None else n, seed), None
+    names = None
     if spec == "digits":
         x = load_digits(seed)
     elif Path(spec).suffix.lower() in SUFFIXES or Path(spec).exists():
-        x = read_array(spec)
+        x, names = read_csv_with_header(spec)
     else:
         raise FlowforgeError(f"unknown dataset {os.fspath(spec)!r}; choose from {', '.join(DATASETS)}, or give a .npy/.npz/.csv file")
     if n is None:
-        return x
+        return x, names
     if check_size(n) > len(x):
         raise FlowforgeError(f"{os.fspath(spec)} has {len(x)} rows, fewer than n={n}")
     # [seed, 1]: a stream apart from the one the digits noise drew from `seed`
-    return x[np.random.default_rng([seed, 1]).permutation(len(x))[:n]]
+    return x[np.random.default_rng([seed, 1]).permutation(len(x))[:n]], names
 
 
 def split(x: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,8 @@ class TrainConfig:
     Args:
         data: a toy name, a packaged dataset name or a .npy/.npz/.csv path (see flowforge.data).
         model: a name in flowforge.MODELS.
+        context_columns: comma-separated header names or 0-based indices of a table's columns that
+            are the condition: the flow learns p(x | context) over the other columns (None: p(x)).
         n: rows to generate for toy datasets (None: the dataset's default).
         layers, hidden: the model's depth and conditioner widths.
         steps, batch_size, lr, seed: the optimisation budget and its randomness.
@@ -32,6 +34,7 @@ class TrainConfig:
 
     data: str = "moons"
     model: str = "realnvp"
+    context_columns: str | None = None
     n: int | None = None
     layers: int = 8
     hidden: tuple[int, ...] = (256, 256)
@@ -70,6 +73,8 @@ class TrainConfig:
             raise FlowforgeError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if not isinstance(self.data, str) or not self.data:
             raise FlowforgeError(f"data must be a dataset name or a file path, got {self.data!r}")
+        if self.context_columns is not None and (not isinstance(self.context_columns, str) or not self.context_columns.strip()):
+            raise FlowforgeError(f"context_columns must be comma-separated column names or indices, got {self.context_columns!r}")
         if not isinstance(self.model, str) or self.model.lower() not in MODELS:
             raise FlowforgeError(f"unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}")
         object.__setattr__(self, "model", self.model.lower())

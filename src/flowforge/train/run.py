@@ -4,10 +4,12 @@
     RUN/model.pt        the trained flow: flowforge.load(RUN) reads it
     RUN/metrics.jsonl   one line per evaluation: step, train_nll, val_nll, lr (written live)
     RUN/metrics.json    the outcome: test_nll on the held-out split, best_val_nll, timings, sizes
-    RUN/plots/          training_curve.png, samples.png and, for 2-D data, density.png
+    RUN/plots/          training_curve.png, samples.png and, for unconditional 2-D data, density.png
 
 The held-out test split is cut before training and never seen by `fit`; its NLL is measured on
-the data's original scale (the model's Standardize layer carries the scaling).
+the data's original scale (the model's Standardize layer carries the scaling). With
+`context_columns` the flow learns p(x | context), x being the table's other columns
+(train/conditional.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .. import __version__, data
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load, save
+from .conditional import context_record, sample_context, split_context, split_scored
 from .config import TrainConfig
 from .history import History
 from .loop import fit, mean_nll
@@ -64,43 +67,59 @@ def train_run(config: TrainConfig) -> RunResult:
     from .image_run import is_image_run, train_image_run  # imports this module
 
     if is_image_run(config):  # glow/realnvp on digits or image files: image models, bits/dim, image plots
+        if config.context_columns:
+            raise FlowforgeError(f"context columns are for tables; {config.model} on {config.data} trains an unconditional image model")
         return train_image_run(config)
-    x = data.load_dataset(config.data, n=config.n, seed=config.seed)
+    x, names = data.load_table(config.data, n=config.n, seed=config.seed)
+    columns = data.find_columns(config.context_columns, names, x.shape[1], config.data) if config.context_columns else []
     train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
+    (train, train_context), (test, test_context) = split_context(train, columns), split_context(test, columns)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the model's initial weights
-    flow = build_model(config.model, features=x.shape[1], layers=config.layers, hidden=config.hidden)
+    flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden, context_features=len(columns))
     folder = _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
     config = replace(config, out=str(folder))
-    atomic_write_text(folder / "config.json", _to_json(_resolved_config(config, flow, x, train, test)))
+    resolved = {**_resolved_config(config, flow, x, train, test), "context": context_record(columns, names)}
+    atomic_write_text(folder / "config.json", _to_json(resolved))
 
     eval_every = max(1, config.steps // 50)  # fit's own default, made explicit for the metrics log
     history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                  val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every,
+                  val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=train_context,
                   progress=config.progress, callback=MetricsLog(folder / "metrics.jsonl", eval_every, config.steps))
     save(flow, folder / CHECKPOINT_NAME, config_json=json.dumps(config.to_dict()), step=history.best_step)
-    metrics = _metrics(flow, history, train, test)
+    metrics = _metrics(flow, history, train, test, test_context)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
-    write_plots(folder / "plots", flow, history, test, seed=config.seed)
+    write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
     return RunResult(folder, metrics)
 
 
-def sample_run(run: str | os.PathLike, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """n samples (n, D) from the model in a run folder (or checkpoint file), reproducible by seed."""
+def sample_run(
+    run: str | os.PathLike, n: int, temperature: float = 1.0, seed: int = 0, context: Any = None,
+    context_file: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """n samples (n, D) from the model in a run folder (or checkpoint file), reproducible by seed.
+
+    A conditional model needs a `context`, one vector of its context features, or a `context_file`
+    with one context per row: then n samples per row, row by row (R * n samples in all).
+    """
     flow = load(run)
+    context = sample_context(flow, run, context, context_file, n)
     torch.manual_seed(seed)
-    return flow.sample(n, temperature=temperature).numpy()
+    return flow.sample(n if context is None else len(context), temperature=temperature, context=context).numpy()
 
 
 @torch.no_grad()
 def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     """Per-row log-likelihood (nats, original scale) of the rows of a data file under a run's model."""
     flow = load(run)
-    x = data.read_array(path)
+    x, context = split_scored(flow, run, *data.read_csv_with_header(path), path)
     if tuple(x.shape[1:]) != flow.event_shape:
-        raise FlowforgeError(f"{path}: the model in {run} expects {_describe(flow.event_shape)} per row, got {_describe(x.shape[1:])}")
-    return torch.cat([flow.log_prob(part) for part in torch.from_numpy(x).float().split(8192)]).numpy()
+        besides = " besides its context columns" if context is not None else ""
+        raise FlowforgeError(f"{path}: the model in {run} expects {_describe(flow.event_shape)} per row{besides}, got {_describe(x.shape[1:])}")
+    rows = torch.arange(len(x)).split(8192)
+    x, context = torch.from_numpy(x).float(), (torch.from_numpy(context).float() if context is not None else None)
+    return torch.cat([flow.log_prob(x[part], context[part] if context is not None else None) for part in rows]).numpy()
 
 
 def _describe(shape: tuple[int, ...]) -> str:
@@ -122,7 +141,7 @@ def _resolved_config(config: TrainConfig, flow: Flow, x: np.ndarray, train: np.n
         "config": config.to_dict(),
         "data": {"spec": config.data, "path": str(Path(config.data).resolve()) if is_file else None,
                  "rows": len(x), "n_train": len(train), "n_test": len(test)},
-        "features": int(x.shape[1]),
+        "features": int(train.shape[1]),  # x's columns; a conditional run's context columns are under "context"
         "model": flow.spec,
     }
 
@@ -148,10 +167,11 @@ class MetricsLog:
         self.last = step
 
 
-def _metrics(flow: Flow, history: History, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+def _metrics(flow: Flow, history: History, train: np.ndarray, test: np.ndarray, test_context: np.ndarray | None = None) -> dict[str, Any]:
     tail = history.train_nll[-max(1, len(history.train_nll) // 50):]
+    context = torch.from_numpy(test_context) if test_context is not None else None
     return {
-        "test_nll": _finite(mean_nll(flow, torch.from_numpy(test))),
+        "test_nll": _finite(mean_nll(flow, torch.from_numpy(test), context)),
         "train_nll": _finite(np.mean(tail)) if tail else None,  # mean loss over the last ~2% of steps
         "best_val_nll": _finite(history.best_val_nll),
         "best_step": history.best_step,
@@ -166,17 +186,21 @@ def _metrics(flow: Flow, history: History, train: np.ndarray, test: np.ndarray) 
     }
 
 
-def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, seed: int = 0) -> list[Path]:
-    """training_curve.png, samples.png (model samples vs the test split) and, for 2-D data, density.png."""
+def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, seed: int = 0, context: np.ndarray | None = None) -> list[Path]:
+    """training_curve.png, samples.png (model samples vs the test split) and, for unconditional 2-D data, density.png.
+
+    A conditional model draws one sample at the context of each plotted test row (`context`, one per row of `test`).
+    """
     from .. import viz  # matplotlib loads only when plots are drawn
 
     paths = [viz.plot_training_curve(np.add(history.step, 1), history.train_nll, folder / "training_curve.png",
                                      history.val_step, history.val_nll)]
     torch.manual_seed(seed)
-    samples = flow.sample(min(len(test), 2000)).numpy()
+    m = min(len(test), 2000)
+    samples = flow.sample(m, context=torch.from_numpy(context[:m]) if context is not None else None).numpy()
     samples = samples[np.isfinite(samples).all(1)]
-    paths.append(viz.plot_samples(test, samples, folder / "samples.png", seed=seed))
-    if test.shape[1] == 2:
+    paths.append(viz.plot_samples(test if context is None else test[:m], samples, folder / "samples.png", seed=seed))
+    if test.shape[1] == 2 and context is None:
         xs, ys, log_prob = density_grid(flow, test)
         paths.append(viz.plot_density(xs, ys, log_prob, folder / "density.png"))
     return paths

@@ -1,0 +1,82 @@
+"""Conditional runs: the context columns a run trained on, and the contexts `sample` and `score` use.
+
+A conditional run's config.json records its context as {"columns": [0-based indices into the
+training table], "names": [their header names] or null}. `score` finds those columns in a file
+by name when both files have a header row, else at the recorded indices.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import data
+from ..errors import FlowforgeError
+from ..flows import Flow
+
+
+def split_context(x: np.ndarray, columns: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x, context) of a table; the context is None when there are no context columns."""
+    return data.split_columns(x, columns) if columns else (x, None)
+
+
+def context_record(columns: list[int], names: list[str] | None) -> dict[str, Any] | None:
+    """What config.json records about the context columns (None for an unconditional run)."""
+    if not columns:
+        return None
+    return {"columns": columns, "names": [names[i] for i in columns] if names else None}
+
+
+def read_record(run: str | os.PathLike) -> dict[str, Any] | None:
+    """The context record from the config.json beside a run's checkpoint, None if there is none."""
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("context")
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
+
+
+def sample_context(flow: Flow, run: str | os.PathLike, context: Any, context_file: str | os.PathLike | None, n: int) -> Tensor | None:
+    """The contexts to sample at, each repeated n times: one vector `context`, or each row of `context_file`."""
+    k = flow.context_features
+    if context is None and context_file is None:
+        if k:
+            raise FlowforgeError(f"{run} holds a conditional model: give its {k} context value(s), e.g. --context {','.join(['0'] * k)}")
+        return None
+    if not k:
+        raise FlowforgeError(f"{run} holds an unconditional model: it takes no context")
+    rows = _rows_from_file(run, context_file, k) if context_file is not None else np.atleast_2d(np.asarray(context, np.float32))
+    if rows.shape[1] != k:
+        raise FlowforgeError(f"the model in {run} takes {k} context value(s), got {rows.shape[1]}")
+    return torch.from_numpy(rows).repeat_interleave(n, dim=0)
+
+
+def _rows_from_file(run: str | os.PathLike, path: str | os.PathLike, k: int) -> np.ndarray:
+    """A context file: its columns named like the run's context columns, else all of them if there are k."""
+    rows, names = data.read_csv_with_header(path)
+    recorded = (read_record(run) or {}).get("names") if names else None
+    if recorded and set(recorded) <= set(names):
+        return rows[:, [names.index(name) for name in recorded]]
+    if rows.shape[1] != k:
+        named = f" or a header naming {', '.join(recorded)}" if recorded else ""
+        raise FlowforgeError(f"{path} has {rows.shape[1]} columns; the model in {run} takes {k} context value(s) per row{named}")
+    return rows
+
+
+def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[str] | None, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x, context) of a file to score: the run's context columns found by name or index, the rest x."""
+    if not flow.context_features:
+        return x, None
+    record = read_record(run)
+    if not record:
+        raise FlowforgeError(f"{run} holds a conditional model, but no run config.json beside it records its context columns")
+    columns = data.recorded_columns(record["columns"], record["names"], names, x.shape[1], os.fspath(path))
+    return data.split_columns(x, columns)
