@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs lint clean
+.PHONY: demo test docs lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
+
+# the peer libraries at pinned versions (the `bench` extra; torch stays as installed), then the table
+bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/peers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

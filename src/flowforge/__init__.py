@@ -1,5 +1,6 @@
 """flowforge: normalizing flows in PyTorch — exact likelihoods, exact latents, fast sampling."""
 from . import data
+from .compile import compile
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
@@ -29,6 +30,7 @@ __all__ = [
     "__version__",
     "bits_per_dim",
     "build_model",
+    "compile",
     "data",
     "fit",
     "load",

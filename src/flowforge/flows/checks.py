@@ -15,7 +15,8 @@ def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> Non
         raise FlowforgeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
     if tuple(x.shape[1:]) != tuple(event_shape) or x.dim() != len(event_shape) + 1:
         raise FlowforgeError(f"{name}: expected shape (batch, {', '.join(map(str, event_shape))}), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    # skipped while torch.compile traces: a data-dependent branch would split the graph
+    if not torch.compiler.is_compiling() and not torch.isfinite(x).all():
         raise FlowforgeError(f"{name} contains NaN or Inf")
 
 
@@ -36,6 +37,6 @@ def check_context(context: Tensor | None, context_features: int, batch: int | No
             f"{name}: expected ({batch if batch is not None else 'batch'}, {context_features}) "
             f"or ({context_features},), got {tuple(context.shape)}"
         )
-    if not torch.isfinite(context).all():
+    if not torch.compiler.is_compiling() and not torch.isfinite(context).all():
         raise FlowforgeError(f"{name} contains NaN or Inf")
     return context

@@ -110,7 +110,8 @@ class AffineCoupling(Transform):
             context, params = self.fused_args(x, context)
             if torch.is_grad_enabled():
                 return FusedCoupling.apply(x, context, self.split, self.bound, self.scale, *params)
-            z, logabsdet, _ = coupling_forward(x, self.net.join(x[:, : self.split], context), self.split, self.bound, self.scale, params)
+            inp = self.net.join(x[:, : self.split], context)
+            z, logabsdet, _ = coupling_forward(x, inp, self.split, self.bound, self.scale, params, keep=False)
             return z, logabsdet
         a, b = self._split(x)
         s, t = self._scale_shift(a, context)
@@ -121,7 +122,8 @@ class AffineCoupling(Transform):
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             context, params = self.fused_args(z, context)
-            x, logabsdet, _ = coupling_inverse(z, self.net.join(z[:, : self.split], context), self.split, self.bound, self.scale, params)
+            inp = self.net.join(z[:, : self.split], context)
+            x, logabsdet, _ = coupling_inverse(z, inp, self.split, self.bound, self.scale, params, keep=False)
             return x, logabsdet
         a, b = self._split(z)
         s, t = self._scale_shift(a, context)  # a is unchanged by forward, hence the same s, t

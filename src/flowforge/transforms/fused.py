@@ -26,8 +26,20 @@ class Saved(NamedTuple):
     e: Tensor | None
 
 
-def mlp_forward(inp: Tensor, params: tuple[Tensor, ...]) -> tuple[Tensor, list[Tensor]]:
-    """ReLU MLP on rows; params are (w1, b1, w2, b2, ...). Returns the output and each layer's input."""
+ROWS = 1024  # rows per block when nothing is kept for backward: a block's activations stay in cache
+
+
+def mlp_forward(inp: Tensor, params: tuple[Tensor, ...], keep: bool = True) -> tuple[Tensor, list[Tensor]]:
+    """ReLU MLP on rows; params are (w1, b1, w2, b2, ...). Returns the output and each layer's input.
+
+    With keep=False (no backward to come) large batches run in blocks of ROWS rows, which on
+    CPU is faster than the whole batch at once (~1.3x at H=512), and no inputs are returned.
+    """
+    if not keep and inp.shape[0] > 2 * ROWS:
+        out = torch.empty(inp.shape[0], params[-1].shape[0], dtype=inp.dtype, device=inp.device)
+        for start in range(0, inp.shape[0], ROWS):
+            out[start : start + ROWS] = mlp_forward(inp[start : start + ROWS], params)[0]
+        return out, []
     hidden = [inp]
     h = inp
     for i in range(0, len(params), 2):
@@ -39,10 +51,10 @@ def mlp_forward(inp: Tensor, params: tuple[Tensor, ...]) -> tuple[Tensor, list[T
 
 
 def coupling_forward(
-    x: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...]
+    x: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...], keep: bool = True
 ) -> tuple[Tensor, Tensor, Saved]:
     """z = [x_A, x_B * exp(s) + t] with (s_raw, t) = MLP(inp); inp is x_A (plus any context)."""
-    out, hidden = mlp_forward(inp, params)
+    out, hidden = mlp_forward(inp, params, keep)
     z = torch.empty_like(x)
     z[:, :k] = x[:, :k]
     if not scale:
@@ -57,10 +69,10 @@ def coupling_forward(
 
 
 def coupling_inverse(
-    z: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...]
+    z: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...], keep: bool = True
 ) -> tuple[Tensor, Tensor, Saved]:
     """x from z with one conditioner pass (inp is z_A = x_A plus context), and the forward's Saved."""
-    out, hidden = mlp_forward(inp, params)
+    out, hidden = mlp_forward(inp, params, keep)
     x = torch.empty_like(z)
     x[:, :k] = z[:, :k]
     if not scale:

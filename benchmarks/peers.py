@@ -1,0 +1,263 @@
+"""flowforge against nflows, normflows, zuko, FrEIA and torchflows on the same Real NVP.
+
+Interleaved in one run (each round times every library in turn; medians over rounds), float32,
+`--threads` threads (default 2):
+  train step    d=2,K=8,H=256,batch 512 and d=64,K=8,H=512,batch 256: zero_grad, -log_prob.mean(),
+                backward, Adam step; once with torch's default Adam (what each library's docs
+                use) and once with fused Adam for every library (library cost alone)
+  log_prob, sample   batch 10,000, same two architectures, no autograd
+  floor         the same matrix products alone (benchmarks/floor.py); each time is also shown
+                as a multiple of it
+  memory        peak RSS of training (two Adam steps) over the process before the model exists,
+                d=64,H=512,batch 4096, K=4,16,64, each in a fresh process with glibc's mmap
+                threshold fixed (MEMORY_ENV), so RSS tracks live memory rather than fragmentation
+Installs nothing: `make bench` installs the `bench` extra; a missing library is skipped.
+
+    python benchmarks/peers.py [--quick] [--libraries flowforge,zuko] [--out bench-results/peers.json]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from floor import forward_products, train_products
+from peer_models import LIBRARIES, Model
+
+FULL = {
+    "train": [(2, 8, 256, 512), (64, 8, 512, 256)],
+    "infer": [(2, 8, 256, 10_000), (64, 8, 512, 10_000)],
+    "memory": {"shape": (64, 512, 4096), "depths": (4, 16, 64)},
+    "rounds": 7, "train_reps": 8, "infer_reps": 2,
+}
+QUICK = {
+    "train": [(2, 2, 32, 64), (8, 2, 32, 64)],
+    "infer": [(2, 2, 32, 256), (8, 2, 32, 256)],
+    "memory": {"shape": (8, 32, 64), "depths": (1, 2)},
+    "rounds": 1, "train_reps": 1, "infer_reps": 1,
+}
+
+
+def available(names: list[str]) -> tuple[dict[str, Model | None], dict[str, str]]:
+    """Which libraries import; the reason for each that does not."""
+    ok, missing = {}, {}
+    for name in names:
+        try:
+            LIBRARIES[name](2, 1, 4)
+            ok[name] = None
+        except ImportError as error:
+            missing[name] = f"not installed ({error.name}); make bench installs it"
+    return ok, missing
+
+
+def timed(fn, reps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def interleaved(fns: dict[str, object], rounds: int, reps: int) -> dict[str, float]:
+    """Median seconds per call of each fn, timing all of them in turn each round (after a warm-up)."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            samples[key].append(timed(fn, reps))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def train_steps(names: list[str], d: int, k: int, h: int, batch: int) -> dict[str, object]:
+    x = torch.randn(batch, d)
+    fns: dict[str, object] = {"floor": train_products(d, k, h, batch)}
+    for name in names:
+        torch.manual_seed(0)
+        model = LIBRARIES[name](d, k, h)
+        for kind in ("adam", "fused adam"):
+            optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-4, fused=kind == "fused adam")
+
+            def step(model=model, optimizer=optimizer) -> None:
+                optimizer.zero_grad(set_to_none=True)
+                (-model.log_prob(x).mean()).backward()
+                optimizer.step()
+
+            fns[f"{name}|{kind}"] = step
+    return fns
+
+
+def inference(names: list[str], d: int, k: int, h: int, batch: int) -> dict[str, object]:
+    x = torch.randn(batch, d)
+    floor = forward_products(d, k, h, batch)
+    fns: dict[str, object] = {"floor": lambda: floor()}
+    for name in names:
+        torch.manual_seed(0)
+        model = LIBRARIES[name](d, k, h)
+        model.module.eval()
+        fns[f"{name}|log_prob"] = lambda model=model: model.log_prob(x)
+        fns[f"{name}|sample"] = lambda model=model: model.sample(batch)
+    return fns
+
+
+def memory_child(name: str, d: int, k: int, h: int, batch: int) -> dict[str, float]:
+    """Run in a fresh process: peak RSS of two training steps over the RSS before the model."""
+    torch.manual_seed(0)
+    LIBRARIES[name](2, 1, 4)  # import the library first: its import is not training memory
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model = LIBRARIES[name](d, k, h)
+    x = torch.randn(batch, d)
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-4)
+    for _ in range(2):
+        optimizer.zero_grad(set_to_none=True)
+        (-model.log_prob(x).mean()).backward()
+        optimizer.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    state = sum(p.numel() * p.element_size() for p in model.module.parameters()) * 4  # weights, grads, 2 Adam moments
+    return {"peak_mb": (peak - before) / 1024, "state_mb": state / 2**20}
+
+
+# glibc's default raises its mmap threshold as large blocks are freed, after which the RSS peak
+# measures heap fragmentation (which depends on allocation order) more than live memory. A fixed
+# 128 KiB threshold returns every large block on free, for every library alike.
+MEMORY_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def memory(names: list[str], shape: tuple[int, int, int], depths: tuple[int, ...], threads: int) -> dict[str, dict]:
+    d, h, batch = shape
+    out: dict[str, dict] = {}
+    for k in depths:
+        for name in names:
+            cmd = [sys.executable, __file__, "--memory-child", name, str(d), str(k), str(h), str(batch), "--threads", str(threads)]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=MEMORY_ENV)
+            if result.returncode != 0:
+                out.setdefault(name, {})[k] = {"error": result.stderr.strip().splitlines()[-1:]}
+                continue
+            out.setdefault(name, {})[k] = json.loads(result.stdout.strip().splitlines()[-1])
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    plan = QUICK if args.quick else FULL
+    names, missing = available(args.libraries.split(","))
+    names = list(names)
+    results: dict = {"train": {}, "infer": {}, "missing": missing}
+    for d, k, h, batch in plan["train"]:
+        key = f"d={d},K={k},H={h},batch={batch}"
+        results["train"][key] = interleaved(train_steps(names, d, k, h, batch), plan["rounds"], plan["train_reps"])
+        print(f"train {key} done", file=sys.stderr)
+    for d, k, h, batch in plan["infer"]:
+        key = f"d={d},K={k},H={h},batch={batch}"
+        with torch.no_grad():
+            results["infer"][key] = interleaved(inference(names, d, k, h, batch), plan["rounds"], plan["infer_reps"])
+        print(f"infer {key} done", file=sys.stderr)
+    if not args.no_memory:
+        results["memory"] = memory(names, plan["memory"]["shape"], plan["memory"]["depths"], args.threads)
+        results["memory_shape"] = "d={},H={},batch={}".format(*plan["memory"]["shape"])
+    return results
+
+
+def _cell(seconds: float | None, floor: float) -> str:
+    return "—" if seconds is None else f"{seconds * 1e3:.1f} ({seconds / floor:.2f}×)"
+
+
+def tables(results: dict) -> str:
+    names = sorted({k.split("|")[0] for t in results["train"].values() for k in t if "|" in k}, key=list(LIBRARIES).index)
+    lines = ["### Train step: ms per step, median (× the matrix-product floor)", ""]
+    heads = [f"{cfg} {kind}" for cfg in results["train"] for kind in ("adam", "fused adam")]
+    lines += ["| library | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    lines.append("| floor (matmuls) | " + " | ".join(_cell(t["floor"], t["floor"]) for t in results["train"].values() for _ in (0, 1)) + " |")
+    for name in names:
+        cells = [_cell(t.get(f"{name}|{kind}"), t["floor"]) for t in results["train"].values() for kind in ("adam", "fused adam")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "### log_prob and sample: ms per batch, median (× the forward-product floor)", ""]
+    heads = [f"{op} {cfg}" for cfg in results["infer"] for op in ("log_prob", "sample")]
+    lines += ["| library | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    lines.append("| floor (matmuls) | " + " | ".join(_cell(t["floor"], t["floor"]) for t in results["infer"].values() for _ in (0, 1)) + " |")
+    for name in names:
+        cells = [_cell(t.get(f"{name}|{op}"), t["floor"]) for t in results["infer"].values() for op in ("log_prob", "sample")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "memory" in results:
+        depths = sorted({k for per in results["memory"].values() for k in per})
+        lines += ["", f"### Peak training memory, MB over the process before the model ({results['memory_shape']})", ""]
+        lines += ["| library | " + " | ".join(f"K={k}" for k in depths) + " | of which weights+grads+Adam at K=" + str(depths[-1]) + " |"]
+        lines.append("|---" * (len(depths) + 2) + "|")
+        for name, per in results["memory"].items():
+            cells = [f"{per[k]['peak_mb']:.0f}" if "peak_mb" in per.get(k, {}) else "error" for k in depths]
+            state = per.get(depths[-1], {}).get("state_mb")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {state:.0f} |" if state is not None else " | — |")
+    if results["missing"]:
+        lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in results["missing"].items())]
+    return "\n".join(lines)
+
+
+def verdicts(results: dict) -> list[str]:
+    """The issue's targets, each as measured here."""
+    out = []
+    peers = [n for n in LIBRARIES if not n.startswith("flowforge")]
+    for cfg, t in results["train"].items():
+        for kind in ("adam", "fused adam"):
+            rivals = [t[f"{p}|{kind}"] for p in peers if f"{p}|{kind}" in t]
+            if rivals and f"flowforge|{kind}" in t:
+                out.append(f"train {cfg} ({kind}): {min(rivals) / t[f'flowforge|{kind}']:.2f}× the fastest peer (target ≥ 1.30)")
+        if "flowforge-invertible|adam" in t:
+            slow = t["flowforge-invertible|fused adam"] / t["flowforge|fused adam"]
+            out.append(f"train {cfg}: memory=\"invertible\" step {slow:.2f}× the ordinary one, fused Adam (target ≤ 1.60)")
+    for cfg, t in results["infer"].items():
+        for op in ("log_prob", "sample"):
+            rivals = [t[f"{p}|{op}"] for p in peers if f"{p}|{op}" in t]
+            if rivals and f"flowforge|{op}" in t:
+                out.append(f"{op} {cfg}: {min(rivals) / t[f'flowforge|{op}']:.2f}× the fastest peer (target ≥ 1), "
+                           f"{t[f'flowforge|{op}'] / t['floor']:.2f}× the floor (target ≤ 1.10 at d=64)")
+    per = results.get("memory", {}).get("flowforge-invertible", {})
+    depths = sorted(per)
+    if len(depths) > 1 and all(per[k].get("peak_mb", 0) > per[k].get("state_mb", 0) for k in depths):
+        first, last = per[depths[0]], per[depths[-1]]
+        out.append(f"memory=\"invertible\" peak K={depths[-1]} / K={depths[0]}: {last['peak_mb'] / first['peak_mb']:.2f} "
+                   f"(target ≤ 1.5); without weights, grads and Adam moments: "
+                   f"{(last['peak_mb'] - last['state_mb']) / (first['peak_mb'] - first['state_mb']):.2f}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke run")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-depth memory processes")
+    parser.add_argument("--out", default="bench-results/peers.json")
+    parser.add_argument("--results", default=None, help="markdown copy of the table (full runs: benchmarks/RESULTS.md)")
+    parser.add_argument("--memory-child", nargs=5, metavar=("LIB", "D", "K", "H", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")  # peers' deprecation warnings would bury the table
+    if args.memory_child:
+        name, *sizes = args.memory_child
+        print(json.dumps(memory_child(name, *map(int, sizes))))
+        return
+    results = run(args)
+    machine = f"{platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}, {args.threads} threads"
+    header = f"{datetime.date.today()} on {machine}" + (" (quick smoke run)" if args.quick else "")
+    report = "\n".join([f"## Peers benchmark, {header}", "", tables(results), "", *(f"- {v}" for v in verdicts(results))])
+    print(report)
+    results.update(date=str(datetime.date.today()), machine=machine, quick=args.quick, verdicts=verdicts(results))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    results_md = args.results or (None if args.quick else str(Path(__file__).parent / "RESULTS.md"))
+    if results_md:
+        Path(results_md).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
