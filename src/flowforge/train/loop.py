@@ -132,7 +132,7 @@ def fit(
         >>> history.best_val_nll < 2.0
         True
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     _check_options(steps, epochs, batch_size, lr, grad_clip, eval_every, patience)
     train = as_data(train, "train", flow.event_shape)
