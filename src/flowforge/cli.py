@@ -6,13 +6,21 @@
     flowforge train --data t.csv --context-columns theta --out runs/c    learn p(x | theta)
     flowforge sample runs/c -n 100 --context 1.5       samples at theta = 1.5
     flowforge demo                                     RealNVP on two moons in under a minute
+    flowforge train --resume runs/moons --steps 5000   continue a run (interrupted or finished) to 5000 steps
+    flowforge check runs/moons --dtype float64         round-trip error, log-det gap, layer scales
 
 Errors in the user's input (FlowforgeError, a missing file) print one line
 `flowforge: error: ...` and exit with status 2; `flowforge --debug ...` shows the traceback.
+`check` exits with 1 when a tolerance is exceeded. Ctrl-C (SIGINT) or SIGTERM during `train`
+stops after the current step, writes a resumable RUN/model.pt and exits with 130 or 143
+(128 + the signal's number, as a shell reports a process the signal ended); a second signal
+stops at once, leaving the last checkpoint.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +30,7 @@ import numpy as np
 from . import __version__
 from .errors import FlowforgeError
 from .flows import MODELS
+from .train.check import LOGDET_TOLERANCE, TOLERANCE
 from .train.config import TrainConfig
 
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -78,7 +87,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--layers", type=POSITIVE_INT, default=d.layers, help=f"flow layers (default {d.layers})")
     p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=list(d.hidden), metavar="H",
                    help=f"conditioner hidden widths (default {' '.join(map(str, d.hidden))})")
-    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--steps", type=POSITIVE_INT, help=f"optimizer steps in all (default {d.steps}; with --resume, the run's own)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr, help=f"peak learning rate, cosine decay (default {d.lr})")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed, help=f"seed for data, split, init and batches (default {d.seed})")
@@ -93,6 +102,10 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="CPU threads for torch (default: torch's choice); 1 is often fastest for small models on a busy machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<data>-<model>-<timestamp>)")
+    p.add_argument("--save-every", type=POSITIVE_INT, metavar="STEPS",
+                   help="also write a resumable RUN/model.pt every STEPS steps (it is always written at the end and on Ctrl-C)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN to --steps total steps (default: its own), "
+                   "with its data, model and seed; only --steps, --save-every, --threads and --no-progress apply")
     p.set_defaults(handler=_train)
 
 
@@ -132,6 +145,21 @@ def _add_demo(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.set_defaults(handler=_demo)
 
 
+def _add_check(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("check", parents=[common], help="numerical health of a run: round-trip error, log-det gap, layer scales",
+                            description="On the run's held-out split (or --data FILE): the max and median round-trip error "
+                                        "|decode(encode(x)) - x|, the gap |forward + inverse log-det|, and each layer's largest "
+                                        "|log det|; prints a table, writes RUN/check.json, exits with 1 past a tolerance.")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file, with --data)")
+    p.add_argument("--data", metavar="FILE", help="check the rows of FILE instead of the held-out split")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="run the whole flow in this precision (default float32)")
+    p.add_argument("--tolerance", type=POSITIVE_FLOAT, default=TOLERANCE,
+                   help=f"largest accepted round-trip error, in data units (default {TOLERANCE:g})")
+    p.add_argument("--logdet-tolerance", type=POSITIVE_FLOAT, default=LOGDET_TOLERANCE,
+                   help=f"largest accepted log-det gap, in nats (default {LOGDET_TOLERANCE:g})")
+    p.set_defaults(handler=_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; `--debug` is accepted before or after the subcommand."""
     common = _Parser(add_help=False)
@@ -140,15 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"flowforge {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_sample, _add_score, _add_demo):
+    for add in (_add_train, _add_sample, _add_score, _add_demo, _add_check):
         add(commands, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on argv (default sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            raise FlowforgeError(_unknown_arguments(parser, args.command, unknown))
     except SystemExit as done:  # --help, --version
         return int(done.code or 0)
     except FlowforgeError as error:  # a usage mistake: never worth a traceback
@@ -166,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _unknown_arguments(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> str:
+    """Name the unknown arguments, the closest option, and the command's valid options."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    known = sorted({option for action in sub._actions for option in action.option_strings if option.startswith("--")})
+    guess = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1) if unknown[0].startswith("--") else []
+    hint = f"; did you mean {guess[0]}?" if guess else ""
+    return f"{command}: unrecognized arguments: {' '.join(unknown)}{hint} (valid options: {', '.join(known)})"
+
+
 def _fail(error: Exception) -> int:
     if isinstance(error, OSError) and error.strerror and error.filename:
         message = f"{error.filename}: {error.strerror}"
@@ -177,22 +217,52 @@ def _fail(error: Exception) -> int:
 
 # -- subcommands ------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
+    from .train.resume import prepare_resume
     from .train.run import train_run
 
+    if args.resume is not None:
+        _check_resume_options(args)
+        config, resume = prepare_resume(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads,
+                                        progress=False if args.no_progress else None)
+        return _finish(train_run(config, resume))
+    d = TrainConfig()
     config = TrainConfig(
-        data=args.data, model=args.model, n=args.n, layers=args.layers, hidden=tuple(args.hidden), steps=args.steps,
+        data=args.data, model=args.model, n=args.n, layers=args.layers, hidden=tuple(args.hidden), steps=args.steps or d.steps,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, test_fraction=args.test_fraction,
         val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
-        out=args.out, context_columns=args.context_columns,
+        out=args.out, context_columns=args.context_columns, save_every=args.save_every,
     )
-    _report(train_run(config))
-    return 0
+    return _finish(train_run(config))
+
+
+def _check_resume_options(args: argparse.Namespace) -> None:
+    d = TrainConfig()
+    given = {"data": args.data, "model": args.model, "context-columns": args.context_columns, "n": args.n, "layers": args.layers,
+             "hidden": tuple(args.hidden), "batch-size": args.batch_size, "lr": args.lr, "seed": args.seed,
+             "test-fraction": args.test_fraction, "val-fraction": args.val_fraction, "patience": args.patience, "out": args.out}
+    changed = [f"--{name}" for name, value in given.items() if value != getattr(d, name.replace("-", "_"))]
+    if changed:
+        raise FlowforgeError(f"--resume continues {args.resume} with the options it started with; drop {', '.join(changed)} "
+                             "(with --resume only --steps, --save-every, --threads and --no-progress apply)")
+
+
+def _finish(result) -> int:
+    """Report a run; an interrupted one exits with 128 + the signal's number."""
+    if result.stopped_by is None:
+        _report(result)
+        return 0
+    name = signal.Signals(result.stopped_by).name
+    print(f"flowforge: interrupted by {name} after {result.metrics['steps_run']} steps; {result.folder / 'model.pt'} holds the "
+          f"progress: 'flowforge train --resume {result.folder}' continues", file=sys.stderr)
+    return 128 + result.stopped_by
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .train.run import demo_config, train_run
 
     result = train_run(demo_config(args.out, steps=args.steps))
+    if result.stopped_by is not None:
+        return _finish(result)
     _report(result)
     print(f"plots: {', '.join(str(p) for p in sorted((result.folder / 'plots').glob('*.png')))}")
     return 0
@@ -229,15 +299,34 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .health import table
+    from .train.check import check_run
+
+    result = check_run(args.run, args.data, dtype=args.dtype, tolerance=args.tolerance, logdet_tolerance=args.logdet_tolerance)
+    print(f"{result.source}, {result.health.dtype}")
+    print(table(result.health))
+    verdict = "passed" if result.passed else f"FAILED: {'; '.join(result.problems)}"
+    print(f"check {verdict} (wrote {result.path})")
+    return 0 if result.passed else 1
+
+
 def _check_suffix(out: str | None) -> None:
     if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise FlowforgeError(f"--out {out}: unknown file type {Path(out).suffix or '(none)'!r}; use {' or '.join(OUTPUT_SUFFIXES)}")
 
 
 def _write_array(x: np.ndarray, out: str | None, columns: list[str]) -> None:
-    """.npy keeps float32 exactly; CSV (a file, or stdout when out is None) has a header line."""
-    if out is not None and Path(out).suffix.lower() == ".npy":
-        with open(out, "wb") as handle:  # np.save(path) would append ".npy" to "X.NPY"
-            np.save(handle, x)
-        return
-    np.savetxt(out if out is not None else sys.stdout, x, fmt="%.7g", delimiter=",", header=",".join(columns), comments="")
+    """.npy keeps float32 exactly; CSV (a file, or stdout when out is None) has a header line.
+    Files are written atomically: never half-written, even if the process is killed."""
+    from .train.checkpoint import atomic_write_bytes
+
+    def write_csv(handle) -> None:
+        np.savetxt(handle, x, fmt="%.7g", delimiter=",", header=",".join(columns), comments="")
+
+    if out is None:
+        write_csv(sys.stdout)
+    elif Path(out).suffix.lower() == ".npy":
+        atomic_write_bytes(out, lambda handle: np.save(handle, x))  # np.save(path) would append ".npy" to "X.NPY"
+    else:
+        atomic_write_bytes(out, write_csv)

@@ -1,6 +1,7 @@
 """Flow: a base distribution pushed through an invertible transform."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -69,8 +70,11 @@ class Flow(nn.Module):
                 x = torch.as_tensor(x)
             except (TypeError, ValueError, RuntimeError):
                 raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(x).__name__}") from None
-        if x.is_floating_point():
-            x = x.to(self._anchor().dtype)
+        if x.is_floating_point() and x.dtype != self._anchor().dtype:
+            cast = x.to(self._anchor().dtype)
+            if not torch.compiler.is_compiling() and torch.isfinite(cast).sum() < torch.isfinite(x).sum():
+                raise FlowforgeError(f"{name}: values too large for this flow's {str(cast.dtype).removeprefix('torch.')}")
+            x = cast
         check_batch(x, self.event_shape, name)
         context = check_context(context, self.context_features, x.shape[0])
         return x, context
@@ -94,20 +98,31 @@ class Flow(nn.Module):
             >>> flow = flowforge.RealNVP(2, layers=2, hidden=(8,))  # untrained: z is x, flipped
             >>> flow.log_prob(torch.zeros(3, 2)).detach()  # log N(0; 0, I) = -log(2 pi)
             tensor([-1.8379, -1.8379, -1.8379])
+
+        A row outside a layer's support (e.g. 1.5 given to a Logit layer) has density zero: its
+        log_prob is -inf, never NaN. Layers that check their input (Dequantize) raise instead.
         """
         x, context = self._prepare(x, context)
+        if x.shape[0] == 0:  # no rows: layers with a data-dependent set-up or input checks need one
+            return x.new_zeros(0)
         z, logabsdet = self.transform(x, context)
-        return self._base_log_prob(z, context) + logabsdet
+        log_prob = self._base_log_prob(z, context) + logabsdet
+        # NaN comes only from a value a layer does not define there (log of a negative, inf - inf)
+        return log_prob.masked_fill(log_prob.isnan(), -math.inf)
 
     def encode(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """Exact latents z = f(x)."""
+        """Exact latents z = f(x); a row whose z is not finite raises FlowforgeError."""
         x, context = self._prepare(x, context)
-        return self.transform(x, context)[0]
+        if x.shape[0] == 0:
+            return x.new_zeros(x.shape)  # latents have the data's shape
+        return _check_finite_rows(self.transform(x, context)[0], "encode: x")
 
     def decode(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        """Data x = f^-1(z)."""
+        """Data x = f^-1(z); a row whose x is not finite raises FlowforgeError."""
         z, context = self._prepare(z, context, "z")
-        return self.transform.inverse(z, context)[0]
+        if z.shape[0] == 0:
+            return z.new_zeros(z.shape)
+        return _check_finite_rows(self.transform.inverse(z, context)[0], "decode: z")
 
     def sample(self, n: int, temperature: float = 1.0, context: Tensor | None = None, chunk_size: int = 65536) -> Tensor:
         """n samples x = f^-1(T * z), z ~ base; in chunks so memory stays bounded; no autograd graph.
@@ -142,8 +157,11 @@ class Flow(nn.Module):
         if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
             raise FlowforgeError(f"sample: temperature must be a positive number, got {temperature!r}")
         context = check_context(context, self.context_features, n)
+        if n == 0:  # no draws: layers with a data-dependent set-up or input checks need a row
+            empty = self._anchor().new_zeros((0, *self.event_shape))
+            return empty, (empty.new_zeros(0) if with_log_prob else None)
         xs, lps = [], []
-        for start in range(0, max(n, 1), chunk_size):
+        for start in range(0, n, chunk_size):
             m = min(chunk_size, n - start)
             c = context[start : start + m] if context is not None else None
             z = self._base_sample(m, temperature, c)
@@ -153,3 +171,16 @@ class Flow(nn.Module):
                 lps.append(self._base_log_prob(z, c) - logabsdet)
         x = torch.cat(xs)[:n]
         return x, (torch.cat(lps)[:n] if with_log_prob else None)
+
+
+def _check_finite_rows(y: Tensor, name: str) -> Tensor:
+    """encode/decode output: NaN or Inf means the input left a layer's support or overflowed."""
+    if torch.compiler.is_compiling():  # a data-dependent branch would split the graph
+        return y
+    bad = ~torch.isfinite(y.flatten(1)).all(1)
+    if bad.any():
+        raise FlowforgeError(
+            f"{name} row {int(bad.nonzero()[0])} maps to NaN or Inf: it lies outside a layer's support "
+            f"or overflows {str(y.dtype).removeprefix('torch.')} (float64 may help)"
+        )
+    return y

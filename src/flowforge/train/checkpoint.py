@@ -6,8 +6,11 @@ arbitrary objects (no code from a file ever runs).
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,18 @@ CHECKPOINT_NAME = "model.pt"
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
-    """Call write(file) on a temporary file beside `path`, fsync, then rename over `path`."""
+    """Call write(file) on a temporary file beside `path`, fsync, then rename over `path`.
+
+    The file gets the mode `open` would give it: the old file's, else 0o666 less the umask
+    (mkstemp makes 0o600 files). A killed writer leaves `path` as it was, plus at worst a
+    `.NAME.*.tmp` file that `remove_stale_temporaries` clears.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -36,6 +46,39 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; set back at once
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed `atomic_write_bytes(path, ...)` left; returns them.
+
+    Only for a file no other process is writing (e.g. a run folder being resumed).
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -43,19 +86,52 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
 
 
+def check_finite_weights(weights: dict[str, Any], problem: str = "save: refusing to write non-finite weights") -> None:
+    """FlowforgeError `problem (name)` for the first tensor of a state_dict holding NaN or Inf."""
+    for name, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise FlowforgeError(f"{problem} ({name})")
+
+
 def checkpoint_payload(flow: Flow, **extra: Any) -> dict[str, Any]:
     """The dict a checkpoint stores: format version, spec, state_dict, plus extra JSON-able items."""
     if flow.spec is None:
         raise FlowforgeError("save: this Flow was not made by a registered builder (e.g. flowforge.RealNVP), so it cannot be rebuilt; save flow.state_dict() instead")
-    for name, tensor in flow.state_dict().items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise FlowforgeError(f"save: refusing to write non-finite weights ({name})")
-    return {
+    check_finite_weights(flow.state_dict())
+    payload = {
         "format_version": FORMAT_VERSION,
         "spec_json": json.dumps(flow.spec),
         "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()},
         **extra,
     }
+    return {**payload, "sha256": checksum(payload)}
+
+
+def checksum(payload: dict[str, Any]) -> str:
+    """SHA-256 of a payload's structure, values and tensor bytes (torch itself checks no CRC):
+    a damaged or edited file fails `read_checkpoint` instead of loading different weights."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != "sha256"})
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(b"{")
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode() + b":")
+            _feed(digest, value[key])
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(repr(value).encode() + b",")
 
 
 def save(flow: Flow, path: str | os.PathLike, **extra: Any) -> Path:
@@ -93,12 +169,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = _resolve(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, pickled code, not a torch file at all
+    except Exception as error:  # noqa: BLE001 -- truncated zip, pickled code, not a torch file at all
         raise FlowforgeError(f"{path} is not a readable flowforge checkpoint ({type(error).__name__}: {_first_line(error)})") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise FlowforgeError(f"{path} is not a flowforge checkpoint")
-    if payload["format_version"] != FORMAT_VERSION:
-        raise FlowforgeError(f"{path}: checkpoint format {payload['format_version']} is not supported (this flowforge reads {FORMAT_VERSION})")
+    version = payload["format_version"]
+    if not isinstance(version, int) or version != FORMAT_VERSION:
+        raise FlowforgeError(f"{path}: checkpoint format {version!r} is not supported (this flowforge reads {FORMAT_VERSION})")
+    if "sha256" in payload and payload["sha256"] != checksum(payload):  # files before the checksum have none
+        raise FlowforgeError(f"{path}: checksum mismatch: the file was damaged or edited after it was written")
     return payload
 
 
@@ -112,11 +191,18 @@ def load(path: str | os.PathLike) -> Flow:
         >>> flow.spec["model"], flow.event_shape, flow.training
         ('nice', (3,), False)
     """
-    payload = read_checkpoint(path)
+    return rebuild(read_checkpoint(path), path)
+
+
+def rebuild(payload: dict[str, Any], path: str | os.PathLike) -> Flow:
+    """The flow (in eval mode) of a checkpoint dict from `read_checkpoint(path)`."""
     try:
         spec = json.loads(payload["spec_json"])
         flow = build_model(spec["model"], **spec["kwargs"])
         flow.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as error:
-        raise FlowforgeError(f"{path}: checkpoint does not match its model ({_first_line(error)})") from None
+    except FlowforgeError as error:
+        raise FlowforgeError(f"{path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 -- a tampered spec can make a builder raise anything
+        raise FlowforgeError(f"{path}: checkpoint does not match its model ({type(error).__name__}: {_first_line(error)})") from None
+    check_finite_weights(flow.state_dict(), f"{path}: checkpoint holds non-finite weights")
     return flow.eval()

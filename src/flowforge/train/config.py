@@ -29,6 +29,8 @@ class TrainConfig:
         patience: evaluations without improvement before stopping (None: never stop early).
         threads: CPU threads for torch (None: torch's default, usually one per core).
         progress: show a progress bar.
+        save_every: also write a resumable RUN/model.pt every this many steps (None: only at the
+            end and when interrupted).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
     """
 
@@ -47,6 +49,7 @@ class TrainConfig:
     patience: int | None = 10
     threads: int | None = None
     progress: bool = True
+    save_every: int | None = None
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class TrainConfig:
             _check_int("threads", self.threads, minimum=1)
         if self.patience is not None:
             _check_int("patience", self.patience, minimum=1)
+        if self.save_every is not None:
+            _check_int("save_every", self.save_every, minimum=1)
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:

@@ -11,12 +11,11 @@ Options a TrainConfig leaves at its (vector) defaults take the image defaults of
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,11 +26,13 @@ from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from ..metrics import bits_per_dim, nats_to_bits_per_dim
-from .checkpoint import CHECKPOINT_NAME, atomic_write_text, save
+from .checkpoint import atomic_write_text
 from .config import TrainConfig
 from .history import History
-from .loop import fit
-from .run import MetricsLog, RunResult, _claim_folder, _finite, _to_json, default_folder
+from .run import RunResult, _claim_folder, _finite, _to_json, default_folder, fit_run
+
+if TYPE_CHECKING:
+    from .resume import Resume
 
 IMAGE_MODELS = {"glow": "image-glow", "image-glow": "image-glow", "realnvp": "image-realnvp", "image-realnvp": "image-realnvp"}
 # Tuned on the digits (1,500 train images of 8x8, 17 levels) for a good model in minutes on 2 CPU cores
@@ -78,9 +79,10 @@ def build_image_model(config: TrainConfig, image_shape: tuple[int, ...], levels:
     return build_model(name, image_shape=list(image_shape), pixel_levels=levels, **options)
 
 
-def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | None = None) -> RunResult:
-    """Load the images, split off the test set, train, write the run folder; metrics include test_bpd."""
-    config = with_image_defaults(config)
+def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | None = None, resume: Resume | None = None) -> RunResult:
+    """Load the images, split off the test set, train, write the run folder; metrics include test_bpd.
+    With `resume`, continue that run (train/resume.py); its config already holds the image defaults."""
+    config = with_image_defaults(config) if resume is None else config
     images = load_images(config.data, size=image_size)
     x = images.x.astype(np.float32)
     if config.n is not None:
@@ -90,18 +92,20 @@ def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | Non
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     flow = build_image_model(config, x.shape[1:], images.levels)
-    folder = _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
+    folder = resume.folder if resume is not None else _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
     config = replace(config, out=str(folder))
-    atomic_write_text(folder / "config.json", _to_json({
+    resolved = {
         "flowforge_version": __version__, "config": config.to_dict(), "model": flow.spec,
         "data": {"spec": config.data, "images": len(x), "n_train": len(train), "n_test": len(test),
                  "image_shape": list(x.shape[1:]), "pixel_levels": images.levels},
-    }))
-    eval_every = max(1, config.steps // 50)
-    history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                  val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every,
-                  progress=config.progress, callback=MetricsLog(folder / "metrics.jsonl", eval_every, config.steps))
-    save(flow, folder / CHECKPOINT_NAME, config_json=json.dumps(config.to_dict()), step=history.best_step)
+    }
+    if resume is not None:
+        resume.check_same_data(resolved)
+        flow.load_state_dict(resume.weights)
+    atomic_write_text(folder / "config.json", _to_json(resolved))
+    history, stopped_by = fit_run(flow, train, config, folder, resume=resume.state if resume is not None else None)
+    if stopped_by is not None:
+        return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
     metrics = _image_metrics(flow, history, config, train, test)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed)

@@ -83,6 +83,7 @@ def _check_options(steps, epochs, batch_size, lr, grad_clip, eval_every, patienc
         raise FlowforgeError(f"batch_size {batch_size} must be divisible by the number of processes ({distributed.world_size()})")
 
 
+@torch.enable_grad()  # called under torch.no_grad() it would otherwise fail inside backward
 def fit(
     flow: Flow,
     train: Any,
@@ -157,7 +158,10 @@ def fit(
     _prepare_standardize(flow, train)
     set_precision(flow, precision)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    optimizer = torch.optim.Adam([p for p in flow.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    parameters = [p for p in flow.parameters() if p.requires_grad]
+    if not parameters:
+        raise FlowforgeError("fit: the flow has no trainable parameters")
+    optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     if resume is not None:
         if "live_model" in resume:
             flow.load_state_dict(resume["live_model"])

@@ -1,7 +1,9 @@
 """Run folders: train a model from a TrainConfig and write everything the run leaves behind.
 
     RUN/config.json     the resolved TrainConfig, the data source, the model's name and kwargs
-    RUN/model.pt        the trained flow: flowforge.load(RUN) reads it
+    RUN/model.pt        the trained flow: flowforge.load(RUN) reads it; also fit's training state, so
+                        `flowforge train --resume RUN` continues it (written every save_every steps,
+                        at the end and on SIGINT/SIGTERM, always atomically: train/guard.py)
     RUN/metrics.jsonl   one line per evaluation: step, train_nll, val_nll, lr (written live)
     RUN/metrics.json    the outcome: test_nll on the held-out split, best_val_nll, timings, sizes
     RUN/plots/          training_curve.png, samples.png and, for unconditional 2-D data, density.png
@@ -13,13 +15,15 @@ the data's original scale (the model's Standardize layer carries the scaling). W
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,19 +31,25 @@ import torch
 from .. import __version__, data
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
-from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load, save
+from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load
 from .conditional import context_record, sample_context, split_context, split_scored
 from .config import TrainConfig
+from .guard import RunCheckpoint, StopSignals, trim_metrics_log
 from .history import History
 from .loop import fit, mean_nll
+
+if TYPE_CHECKING:
+    from .resume import Resume
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Where a run was written and its metrics.json content."""
+    """Where a run was written and its metrics.json content; `stopped_by` is the signal number
+    that interrupted training (None: it ran to the end), and then metrics holds only steps_run."""
 
     folder: Path
     metrics: dict[str, Any]
+    stopped_by: int | None = None
 
 
 def demo_config(out: str | None = None, steps: int = 1500) -> TrainConfig:
@@ -62,14 +72,18 @@ def default_folder(name: str, root: str | os.PathLike = "runs") -> Path:
     return folder
 
 
-def train_run(config: TrainConfig) -> RunResult:
-    """Load the data, split off the test set, train, and write the run folder. Returns its metrics."""
+def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
+    """Load the data, split off the test set, train, and write the run folder. Returns its metrics.
+
+    With `resume` (train/resume.py) it continues that run in its folder: the same data, split
+    and model, with the weights and training state of its checkpoint.
+    """
     from .image_run import is_image_run, train_image_run  # imports this module
 
     if is_image_run(config):  # glow/realnvp on digits or image files: image models, bits/dim, image plots
         if config.context_columns:
             raise FlowforgeError(f"context columns are for tables; {config.model} on {config.data} trains an unconditional image model")
-        return train_image_run(config)
+        return train_image_run(config, resume=resume)
     x, names = data.load_table(config.data, n=config.n, seed=config.seed)
     columns = data.find_columns(config.context_columns, names, x.shape[1], config.data) if config.context_columns else []
     train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
@@ -78,19 +92,23 @@ def train_run(config: TrainConfig) -> RunResult:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden, context_features=len(columns))
-    folder = _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
+    folder = resume.folder if resume is not None else _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, x, train, test), "context": context_record(columns, names)}
+    if resume is not None:
+        resume.check_same_data(resolved)
+        flow.load_state_dict(resume.weights)
     atomic_write_text(folder / "config.json", _to_json(resolved))
 
-    eval_every = max(1, config.steps // 50)  # fit's own default, made explicit for the metrics log
-    history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                  val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=train_context,
-                  progress=config.progress, callback=MetricsLog(folder / "metrics.jsonl", eval_every, config.steps))
-    save(flow, folder / CHECKPOINT_NAME, config_json=json.dumps(config.to_dict()), step=history.best_step)
+    history, stopped_by = fit_run(flow, train, config, folder, context=train_context, resume=resume.state if resume else None)
+    if stopped_by is not None:
+        return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
     metrics = _metrics(flow, history, train, test, test_context)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
-    write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
+    try:
+        write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
+    except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
+        warnings.warn(f"{folder / 'plots'}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=2)
     return RunResult(folder, metrics)
 
 
@@ -140,10 +158,37 @@ def _resolved_config(config: TrainConfig, flow: Flow, x: np.ndarray, train: np.n
         "flowforge_version": __version__,
         "config": config.to_dict(),
         "data": {"spec": config.data, "path": str(Path(config.data).resolve()) if is_file else None,
+                 "sha256": file_sha256(config.data) if is_file else None,  # resume and check refuse a changed file
                  "rows": len(x), "n_train": len(train), "n_test": len(test)},
         "features": int(train.shape[1]),  # x's columns; a conditional run's context columns are under "context"
         "model": flow.spec,
     }
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, context: np.ndarray | None = None,
+            resume: dict[str, Any] | None = None) -> tuple[History, int | None]:
+    """`fit` for a run folder: metrics.jsonl lines, and RUN/model.pt every `config.save_every` steps,
+    at the end and on SIGINT/SIGTERM, which stop training cleanly. Returns the history and the
+    signal that stopped it (None: it ran to the end)."""
+    eval_every = max(1, config.steps // 50)  # fit's own default, made explicit for the metrics log
+    log = MetricsLog(folder / "metrics.jsonl", eval_every, config.steps)
+    if resume is not None:
+        log.last = trim_metrics_log(log.path, resume["step"])
+    with StopSignals() as stop:
+        history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                      val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
+                      progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
+                      on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop)
+    return history, stop.received
 
 
 class MetricsLog:
@@ -209,9 +254,10 @@ def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, se
 @torch.no_grad()
 def density_grid(flow: Flow, x: np.ndarray, size: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """log p on a size x size grid covering the data (0.5-99.5% range, padded 15%): xs, ys, (H, W)."""
-    low, high = np.quantile(x, [0.005, 0.995], axis=0)
+    low, high = np.quantile(x.astype(np.float64), [0.005, 0.995], axis=0)  # float64: padding huge values overflows float32
     pad = 0.15 * (high - low)
-    xs, ys = (np.linspace(low[i] - pad[i], high[i] + pad[i], size) for i in range(2))
+    top = float(np.finfo(np.float32).max)
+    xs, ys = (np.linspace(*np.clip([low[i] - pad[i], high[i] + pad[i]], -top, top), size) for i in range(2))
     grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     log_prob = torch.cat([flow.log_prob(part) for part in torch.from_numpy(grid).float().split(8192)])
     return xs, ys, log_prob.reshape(size, size).numpy()

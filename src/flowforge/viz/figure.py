@@ -18,8 +18,10 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(figure: Figure, path: str | os.PathLike) -> Path:
-    """Write the figure as an image (format from the suffix) and return the path."""
+    """Write the figure as an image (format from the suffix) and return the path; atomically, so
+    a failed or killed draw leaves no half-written file."""
+    from ..train.checkpoint import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format=path.suffix.lstrip(".").lower() or None, dpi=DPI))
     return path

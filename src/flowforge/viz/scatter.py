@@ -16,8 +16,8 @@ def _subsample(x: np.ndarray, max_points: int, rng: np.random.Generator) -> np.n
 
 def _limits(x: np.ndarray) -> np.ndarray:
     """(D, 2) axis limits: the data's 0.5-99.5% range, padded 10%, so outlying samples do not rescale."""
-    low, high = np.quantile(x, [0.005, 0.995], axis=0)
-    pad = 0.1 * np.maximum(high - low, 1e-6)
+    low, high = np.quantile(x.astype(np.float64), [0.005, 0.995], axis=0)  # float64: padding huge values overflows float32
+    pad = 0.1 * np.maximum(high - low, 1e-6 * np.maximum(1.0, np.maximum(abs(low), abs(high))))  # a constant column too
     return np.stack([low - pad, high + pad], axis=1)
 
 

@@ -1,0 +1,123 @@
+"""`flowforge check RUN`: the numerical health (flowforge.health) of a run's model, on its held-out
+split or on a given file, compared with tolerances and written to RUN/check.json.
+
+The held-out split is regenerated from config.json (data, n, seed, test_fraction), exactly as
+`train` cut it; a file that changed since is refused (its SHA-256 is recorded at training).
+A conditional run's context columns are taken where they sat in the training table.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import data
+from ..errors import FlowforgeError
+from ..flows.flow import Flow
+from ..health import Health, measure
+from .checkpoint import atomic_write_text, load
+from .conditional import split_context, split_scored
+from .config import TrainConfig
+from .run import _describe, file_sha256
+
+TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
+LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `check` measured, where, and whether it passed; `problems` says what failed."""
+
+    health: Health
+    source: str
+    problems: tuple[str, ...]
+    path: Path
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def check_run(
+    run: str | os.PathLike, data_path: str | os.PathLike | None = None, dtype: str = "float32",
+    tolerance: float = TOLERANCE, logdet_tolerance: float = LOGDET_TOLERANCE,
+) -> CheckResult:
+    """Measure a run's model (float32 or float64 throughout) and write RUN/check.json."""
+    if dtype not in ("float32", "float64"):
+        raise FlowforgeError(f"dtype must be float32 or float64, got {dtype!r}")
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    flow = load(run).to(getattr(torch, dtype))
+    x, context, source = _given(flow, run, data_path) if data_path is not None else _held_out(flow, folder)
+    if tuple(x.shape[1:]) != flow.event_shape:
+        besides = " besides its context columns" if context is not None else ""
+        raise FlowforgeError(f"{source}: the model in {run} expects {_describe(flow.event_shape)} per row{besides}, got {_describe(x.shape[1:])}")
+    dtype = flow._anchor().dtype
+    health = measure(flow, torch.from_numpy(x).to(dtype), torch.from_numpy(context).to(dtype) if context is not None else None)
+    problems = []
+    if not health.round_trip_max <= tolerance:
+        problems.append(f"round-trip error {health.round_trip_max:.3g} > tolerance {tolerance:g}")
+    if not health.logdet_gap_max <= logdet_tolerance:
+        problems.append(f"log-det gap {health.logdet_gap_max:.3g} nats > tolerance {logdet_tolerance:g}")
+    result = CheckResult(health, source, tuple(problems), folder / "check.json")
+    record = {"run": os.fspath(run), "data": source, "tolerance": tolerance, "logdet_tolerance": logdet_tolerance,
+              "passed": result.passed, "problems": list(problems), **health.to_dict()}
+    atomic_write_text(result.path, json.dumps(_finite(record), indent=2) + "\n")
+    return result
+
+
+def _given(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A file's rows, and a conditional run's context columns found in it as `score` finds them."""
+    if len(flow.event_shape) == 3:  # an image model: a folder of images or an (N, C, H, W) array
+        from ..data.images import load_images
+
+        return load_images(path).x.astype(np.float32), None, os.fspath(path)
+    return (*split_scored(flow, run, *data.read_csv_with_header(path), path), os.fspath(path))
+
+
+def _run_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise FlowforgeError(f"{folder} has no config.json to regenerate the held-out split from; pass --data FILE")
+    try:
+        resolved = json.loads(path.read_text())
+        resolved["config"] = TrainConfig.from_dict(resolved["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
+    return resolved
+
+
+def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The run's test split, cut again from its config exactly as `train` cut it."""
+    resolved = _run_config(folder)
+    config, recorded = resolved["config"], resolved.get("data", {})
+    if len(flow.event_shape) == 3:  # an image run (train/image_run.py)
+        from ..data.images import load_images
+
+        x = load_images(config.data).x.astype(np.float32)
+        x = x if config.n is None else x[np.random.default_rng([config.seed, 1]).permutation(len(x))[: config.n]]
+    else:
+        path = recorded.get("path")
+        if recorded.get("sha256") and path and file_sha256(path) != recorded["sha256"]:
+            raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
+        x = data.load_dataset(config.data, n=config.n, seed=config.seed)
+    test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)[1]
+    if recorded.get("n_test") not in (None, len(test)):
+        raise FlowforgeError(f"{config.data} no longer gives the {recorded['n_test']} held-out rows of {folder}; pass --data FILE")
+    test, context = split_context(test, (resolved.get("context") or {}).get("columns") or [])
+    return test, context, f"held-out split of {config.data} ({len(test)} rows)"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no Infinity or NaN: non-finite numbers are written as null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,73 @@
+"""`flowforge train --resume RUN [--steps N]`: continue a run from RUN/model.pt to N total steps.
+
+The run's config.json gives the same data, split, model and seed; the checkpoint's training state
+gives the optimizer, the RNG and the history, so on the CPU a run interrupted and resumed ends
+with the same weights as one that never stopped. A changed data file is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowforgeError
+from .checkpoint import CHECKPOINT_NAME, read_checkpoint, remove_stale_temporaries
+from .config import TrainConfig
+from .guard import resume_state
+
+RUN_FILES = (CHECKPOINT_NAME, "config.json", "metrics.jsonl", "metrics.json", "check.json")
+SAME_DATA = ("data", "features", "model", "context")  # config.json entries a resumed run must reproduce
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A run to continue: its folder, the weights in model.pt, fit's training state, config.json."""
+
+    folder: Path
+    weights: dict[str, Any]
+    state: dict[str, Any]
+    resolved: dict[str, Any]
+
+    def check_same_data(self, resolved: dict[str, Any]) -> None:
+        """Refuse to continue on data (or a model) other than the run started with."""
+        for key in SAME_DATA:
+            if self.resolved.get(key) != resolved.get(key):
+                raise FlowforgeError(
+                    f"cannot resume {self.folder}: its {key} changed since it started "
+                    f"(was {_short(self.resolved.get(key))}, now {_short(resolved.get(key))})"
+                )
+
+
+def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every: int | None = None,
+                   threads: int | None = None, progress: bool | None = None) -> tuple[TrainConfig, Resume]:
+    """The config to continue with (N = `steps` total, default the run's own) and what to resume."""
+    folder = Path(run)
+    if not (folder / "config.json").is_file():
+        raise FlowforgeError(f"--resume {run}: not a run folder written by flowforge train (no config.json)")
+    try:
+        resolved = json.loads((folder / "config.json").read_text())
+        config = TrainConfig.from_dict(resolved["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise FlowforgeError(f"{folder / 'config.json'} is not a flowforge run config ({error})") from None
+    path = folder / CHECKPOINT_NAME
+    for name in RUN_FILES:  # temporaries of a writer killed mid-save; the files themselves are whole
+        remove_stale_temporaries(folder / name)
+    payload = read_checkpoint(path)
+    state = resume_state(payload, path)
+    done, total = state["step"], steps or config.steps
+    if done >= total:
+        raise FlowforgeError(f"{run} has already trained {done} of {config.steps} steps; pass a larger --steps to train on")
+    if state["history"].get("stopped_early"):
+        if steps is None:
+            raise FlowforgeError(f"{run} stopped early at step {done} (no better validation NLL); pass --steps to train on regardless")
+        state = {**state, "history": {**state["history"], "stopped_early": False}, "evals_since_best": 0}
+    config = replace(config, out=str(folder), steps=total, save_every=save_every or config.save_every,
+                     threads=threads or config.threads, progress=config.progress if progress is None else progress)
+    return config, Resume(folder, payload["state_dict"], state, resolved)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
