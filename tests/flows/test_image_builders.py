@@ -17,7 +17,7 @@ BUILDERS: dict[str, Callable[[tuple[int, int, int]], Flow]] = {
     "glow": lambda s: flowforge.Glow(s, levels=2, steps_per_level=2, hidden_channels=8, pixel_levels=4),
     "glow_plain_conv1x1": lambda s: flowforge.Glow(s, levels=2, steps_per_level=1, hidden_channels=8, pixel_levels=4, lu=False),
     "glow_variational": lambda s: flowforge.Glow(s, levels=1, steps_per_level=1, hidden_channels=8, pixel_levels=4,
-                                                 dequantize="variational", logit=0.05),
+                                                 dequantize="variational", logit=None),
     "realnvp": lambda s: flowforge.RealNVP(s, levels=2, steps_per_level=1, hidden_channels=8, pixel_levels=4, blocks=1),
 }
 SHAPES = [(1, 4, 4), (3, 4, 4)]

@@ -70,7 +70,7 @@ def ImageGlow(
     *,
     pixel_levels: int = 256,
     dequantize: str | None = "uniform",
-    logit: float | None = None,
+    logit: float | None = 0.05,
     blocks: int = 1,
     lu: bool = True,
     bound: float = 3.0,
@@ -87,7 +87,8 @@ def ImageGlow(
         pixel_levels: K, the number of integer pixel levels of the data (256: 8 bits).
         dequantize: "uniform", "variational" (a learned noise flow), or None for data
             already continuous in [0, 1].
-        logit: alpha of a Logit layer after dequantisation, or None (Glow's own choice).
+        logit: alpha of a Logit layer after dequantisation (Real NVP's pre-processing, ~0.07
+            bits/dim better on the digits), or None for Glow's own: the dequantised x / K only.
         lu: LU-decomposed 1x1 convolutions (else plain).
         context_features: size of a conditioning vector, broadcast over the pixels.
 

@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 
 IMAGE_MODELS = {"glow": "image-glow", "image-glow": "image-glow", "realnvp": "image-realnvp", "image-realnvp": "image-realnvp"}
 # Tuned on the digits (1,500 train images of 8x8, 17 levels) for a good model in minutes on 2 CPU cores
-IMAGE_DEFAULTS: dict[str, Any] = {"layers": 4, "hidden": (32,), "steps": 3000, "batch_size": 64, "lr": 1e-3,
+IMAGE_DEFAULTS: dict[str, Any] = {"layers": 4, "hidden": (32,), "steps": 2000, "batch_size": 64, "lr": 1e-3,
                                   "test_fraction": 0.165, "threads": 1}  # digits: 297 of 1,797 held out
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "image-glow": {"levels": 2, "logit": 0.05, "dequantize": "variational"},
+    "image-glow": {"levels": 2, "dequantize": "variational"},
     "image-realnvp": {"levels": 3, "blocks": 1, "dequantize": "variational"},
 }
 TEMPERATURES = (0.5, 0.7, 0.85, 1.0)

@@ -47,13 +47,13 @@ class ActNorm2d(Transform):
 
 
 class Conv1x1(Transform):
-    """Invertible 1x1 convolution: every pixel's channel vector is multiplied by one matrix W.
+    """Invertible 1x1 convolution: every pixel's channel vector is multiplied by one C x C matrix M.
 
-        z[:, :, i, j] = W x[:, :, i, j],    log|det| = H * W_pixels * log|det W|
+        z[:, :, i, j] = M x[:, :, i, j],    log|det| = height * width * log|det M|
 
-    Plain (lu=False): W is a free matrix; log|det W| and W^-1 cost O(C^3) per call. LU form
-    (lu=True): W = P L (U + diag(sign * exp(log_abs_diag))) with P fixed, L unit lower- and U
-    strictly upper-triangular, so log|det W| = sum(log_abs_diag) is O(C) and W^-1 needs two
+    Plain (lu=False): M is a free matrix; log|det M| and M^-1 cost O(C^3) per call. LU form
+    (lu=True): M = P L (U + diag(sign * exp(log_abs_diag))) with P fixed, L unit lower- and U
+    strictly upper-triangular, so log|det M| = sum(log_abs_diag) is O(C) and M^-1 needs two
     triangular solves. Both start at a random rotation (volume-preserving, mixes all channels).
 
     Reference: Kingma & Dhariwal, Glow, 2018, section 3.2.
@@ -81,7 +81,7 @@ class Conv1x1(Transform):
         return lower, upper
 
     def matrix(self) -> Tensor:
-        """The dense matrix W."""
+        """The dense matrix M."""
         if not self.lu:
             return self.weight
         lower, upper = self._factors()
@@ -92,7 +92,7 @@ class Conv1x1(Transform):
             return torch.linalg.inv(self.weight)
         lower, upper = self._factors()
         eye = torch.eye(len(self.sign), dtype=lower.dtype, device=lower.device)
-        # W^-1 = U^-1 L^-1 P^T, from two triangular solves
+        # M^-1 = U^-1 L^-1 P^T, from two triangular solves
         lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
         return torch.linalg.solve_triangular(upper, lower_inv, upper=True) @ self.permutation.T
 
