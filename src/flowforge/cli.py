@@ -100,6 +100,11 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
     p.add_argument("--threads", type=POSITIVE_INT, default=d.threads,
                    help="CPU threads for torch (default: torch's choice); 1 is often fastest for small models on a busy machine")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+                   help="where to train: auto is CUDA when available (default auto); under torchrun each rank takes its local GPU")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=d.precision,
+                   help="autocast the conditioner networks to bf16/fp16; log-dets and base density stay float32 (default fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the flow (falls back to eager with a warning where unsupported)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<data>-<model>-<timestamp>)")
     p.add_argument("--save-every", type=POSITIVE_INT, metavar="STEPS",
@@ -231,6 +236,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, test_fraction=args.test_fraction,
         val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
         out=args.out, context_columns=args.context_columns, save_every=args.save_every,
+        device=args.device, precision=args.precision, compile=args.compile,
     )
     return _finish(train_run(config))
 
@@ -239,7 +245,8 @@ def _check_resume_options(args: argparse.Namespace) -> None:
     d = TrainConfig()
     given = {"data": args.data, "model": args.model, "context-columns": args.context_columns, "n": args.n, "layers": args.layers,
              "hidden": tuple(args.hidden), "batch-size": args.batch_size, "lr": args.lr, "seed": args.seed,
-             "test-fraction": args.test_fraction, "val-fraction": args.val_fraction, "patience": args.patience, "out": args.out}
+             "test-fraction": args.test_fraction, "val-fraction": args.val_fraction, "patience": args.patience, "out": args.out,
+             "precision": args.precision, "compile": args.compile}
     changed = [f"--{name}" for name, value in given.items() if value != getattr(d, name.replace("-", "_"))]
     if changed:
         raise FlowforgeError(f"--resume continues {args.resume} with the options it started with; drop {', '.join(changed)} "
@@ -247,7 +254,11 @@ def _check_resume_options(args: argparse.Namespace) -> None:
 
 
 def _finish(result) -> int:
-    """Report a run; an interrupted one exits with 128 + the signal's number."""
+    """Report a run; an interrupted one exits with 128 + the signal's number. Under torchrun only rank 0 reports."""
+    from .train import distributed
+
+    if not distributed.is_main():
+        return 0 if result.stopped_by is None else 128 + result.stopped_by
     if result.stopped_by is None:
         _report(result)
         return 0

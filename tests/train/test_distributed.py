@@ -1,6 +1,7 @@
 """DDP: a 2-process gloo run (launched by torchrun from the test) equals a single process."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,22 @@ def test_ddp_resume_after_interruption_matches(tmp_path: Path) -> None:
     assert (tmp_path / "ddp.state.pt").exists() and not (tmp_path / "ddp.pt").exists()
     _run(tmp_path / "ddp.pt", 2)
     _assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt")
+
+
+def test_torchrun_cli_train_matches_single_process(tmp_path: Path) -> None:
+    """`torchrun -m flowforge train` (2 ranks) writes one run folder equal to a 1-process run's."""
+    flags = ["train", "--data", "moons", "--steps", "30", "--layers", "2", "--hidden", "16", "16", "--threads", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "flowforge", *flags, "--out", str(tmp_path / "one")],
+                            check=False, env=env, capture_output=True, text=True, timeout=240)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "flowforge",
+                          *flags, "--out", str(tmp_path / "two")], check=False, env=env, capture_output=True, text=True, timeout=240)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("test_nll") == 1  # rank 0 alone reports
+    one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
+    assert abs(one["test_nll"] - two["test_nll"]) < 1e-4
+    assert sorted(p.name for p in (tmp_path / "two").rglob("*")) == sorted(p.name for p in (tmp_path / "one").rglob("*"))
+    left, right = (torch.load(tmp_path / name / "model.pt", weights_only=True)["state_dict"] for name in ("one", "two"))
+    for key in left:
+        torch.testing.assert_close(left[key], right[key], rtol=1e-3, atol=1e-4, msg=key)

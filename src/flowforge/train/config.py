@@ -31,6 +31,10 @@ class TrainConfig:
         progress: show a progress bar.
         save_every: also write a resumable RUN/model.pt every this many steps (None: only at the
             end and when interrupted).
+        device: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N"; under torchrun each rank
+            uses its LOCAL_RANK's GPU.
+        precision: "fp32", or "bf16"/"fp16" autocast for the conditioner networks only.
+        compile: torch.compile the flow (falls back to eager with a warning where unsupported).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
     """
 
@@ -50,6 +54,9 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     save_every: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,6 +73,10 @@ class TrainConfig:
             _check_int("patience", self.patience, minimum=1)
         if self.save_every is not None:
             _check_int("save_every", self.save_every, minimum=1)
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise FlowforgeError(f"unknown device {self.device!r}; choose from auto, cpu, cuda (or cuda:N)")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise FlowforgeError(f"unknown precision {self.precision!r}; choose from fp32, bf16, fp16")
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:

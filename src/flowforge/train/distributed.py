@@ -61,3 +61,12 @@ def wrap(module: nn.Module) -> nn.Module:
 def shard(index: Tensor) -> Tensor:
     """This rank's share of a global batch of row indices (strided, equal sizes)."""
     return index[rank() :: world_size()]
+
+
+def broadcast_object(value: object) -> object:
+    """Rank 0's value on every rank (e.g. the run folder it chose)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -33,10 +33,12 @@ from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load
 from .conditional import context_record, sample_context, split_context, split_scored
+from . import distributed
 from .config import TrainConfig
 from .guard import RunCheckpoint, StopSignals, trim_metrics_log
 from .history import History
 from .loop import fit, mean_nll
+from .placement import maybe_compile, resolve_device
 
 if TYPE_CHECKING:
     from .resume import Resume
@@ -80,9 +82,14 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     """
     from .image_run import is_image_run, train_image_run  # imports this module
 
+    device = resolve_device(config.device)
+    if distributed.init_from_env(device.type) and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     if is_image_run(config):  # glow/realnvp on digits or image files: image models, bits/dim, image plots
         if config.context_columns:
             raise FlowforgeError(f"context columns are for tables; {config.model} on {config.data} trains an unconditional image model")
+        if distributed.is_distributed():
+            raise FlowforgeError("image runs train in one process for now; under torchrun use flowforge.fit in a script (it runs DDP)")
         return train_image_run(config, resume=resume)
     x, names = data.load_table(config.data, n=config.n, seed=config.seed)
     columns = data.find_columns(config.context_columns, names, x.shape[1], config.data) if config.context_columns else []
@@ -92,19 +99,25 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden, context_features=len(columns))
-    folder = resume.folder if resume is not None else _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
+    folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, x, train, test), "context": context_record(columns, names)}
     if resume is not None:
         resume.check_same_data(resolved)
         flow.load_state_dict(resume.weights)
-    atomic_write_text(folder / "config.json", _to_json(resolved))
+    if distributed.is_main():
+        atomic_write_text(folder / "config.json", _to_json(resolved))
+    flow.to(device)
+    maybe_compile(flow, config.compile)
 
     history, stopped_by = fit_run(flow, train, config, folder, context=train_context, resume=resume.state if resume else None)
     if stopped_by is not None:
         return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
-    metrics = _metrics(flow, history, train, test, test_context)
+    metrics = _metrics(flow, history, train, test, test_context)  # every rank: the test NLL is reduced across ranks
+    if not distributed.is_main():
+        return RunResult(folder, metrics)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
+    flow.cpu()
     try:
         write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
     except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
@@ -142,6 +155,14 @@ def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
 
 def _describe(shape: tuple[int, ...]) -> str:
     return f"{shape[0]} features" if len(shape) == 1 else f"shape {tuple(shape)}"
+
+
+def _claim_run_folder(config: TrainConfig) -> Path:
+    """Rank 0 claims the run folder (named now if not given); the other ranks learn its path."""
+    folder = None
+    if distributed.is_main():
+        folder = _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
+    return Path(distributed.broadcast_object(folder))
 
 
 def _claim_folder(folder: str | os.PathLike) -> Path:
@@ -184,7 +205,7 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
     if resume is not None:
         log.last = trim_metrics_log(log.path, resume["step"])
     with StopSignals() as stop:
-        history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+        history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed, precision=config.precision,
                       val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
                       progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
                       on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop)

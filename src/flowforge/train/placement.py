@@ -1,0 +1,37 @@
+"""Where and how a run computes: device choice and optional torch.compile with a safe fallback."""
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import torch
+
+from ..errors import FlowforgeError
+from ..flows.flow import Flow
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" is CUDA when available, else the CPU; "cuda" without a GPU is a named error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FlowforgeError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def maybe_compile(flow: Flow, enabled: bool) -> bool:
+    """Compile the flow's transform when asked and supported; otherwise warn and run eagerly."""
+    if not enabled:
+        return False
+    device = next(flow.parameters()).device
+    if device.type == "cpu" and shutil.which("cc") is None and shutil.which("gcc") is None:
+        warnings.warn("--compile: torch.compile on the CPU needs a C compiler (none found); running eagerly", RuntimeWarning, stacklevel=2)
+        return False
+    try:
+        from ..compile import compile as compile_flow
+
+        compile_flow(flow)
+    except Exception as error:  # noqa: BLE001 -- any compile failure falls back to eager mode, loudly
+        warnings.warn(f"--compile: torch.compile is not available ({type(error).__name__}: {error}); running eagerly", RuntimeWarning, stacklevel=2)
+        return False
+    return True
