@@ -31,9 +31,9 @@ import torch
 from .. import __version__, data
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
+from . import distributed
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load
 from .conditional import context_record, sample_context, split_context, split_scored
-from . import distributed
 from .config import TrainConfig
 from .guard import RunCheckpoint, StopSignals, trim_metrics_log
 from .history import History
