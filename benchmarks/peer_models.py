@@ -44,6 +44,14 @@ def flowforge_invertible_model(d: int, k: int, h: int) -> Model:
     return flowforge_model(d, k, h, memory="invertible")
 
 
+def flowforge_compiled_model(d: int, k: int, h: int) -> Model:
+    """flowforge.compile (inductor); static shapes; the first calls pay the compile time."""
+    import flowforge
+
+    flow = flowforge.compile(flowforge.RealNVP(d, k, (h, h)), dynamic=False)
+    return Model(flow, flow.log_prob, torch.compile(flow.sample, dynamic=False))
+
+
 class _NoContext(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -134,6 +142,7 @@ def torchflows_model(d: int, k: int, h: int) -> Model:
 
 LIBRARIES: dict[str, Callable[[int, int, int], Model]] = {
     "flowforge": flowforge_model,
+    "flowforge-compiled": flowforge_compiled_model,
     "flowforge-invertible": flowforge_invertible_model,
     "nflows": nflows_model,
     "normflows": normflows_model,
