@@ -29,6 +29,12 @@ def test_digits_run_writes_bits_per_dim_and_image_plots(model: str, tmp_path: Pa
         assert (tmp_path / "run" / "plots" / name).stat().st_size > 1000, name
     flow = flowforge.load(tmp_path / "run")
     assert flow.spec["model"] == f"image-{model}" and flow.sample(2).shape == (2, 1, 8, 8)
+    assert main(["sample", str(tmp_path / "run"), "-n", "3", "--out", str(tmp_path / "x.npy")]) == 0
+    assert np.load(tmp_path / "x.npy").shape == (3, 1, 8, 8)
+    assert main(["sample", str(tmp_path / "run"), "-n", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].count(",") == 63  # CSV: one row of 64 pixels per sample
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "x.npy")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 3
 
 
 def test_image_defaults_fill_only_untouched_options() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import __version__, data
+from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from . import distributed
@@ -142,8 +143,14 @@ def sample_run(
 
 @torch.no_grad()
 def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
-    """Per-row log-likelihood (nats, original scale) of the rows of a data file under a run's model."""
+    """Per-row log-likelihood (nats, original scale) of the rows of a data file under a run's model.
+
+    An image model scores an image .npy/.npz or a folder of PNG/JPEG (flowforge.data.images).
+    """
     flow = load(run)
+    if len(flow.event_shape) == 3:
+        images = torch.from_numpy(load_images(path).x.astype(np.float32))
+        return torch.cat([flow.log_prob(part) for part in images.split(8192)]).numpy()
     x, context = split_scored(flow, run, *data.read_csv_with_header(path), path)
     if tuple(x.shape[1:]) != flow.event_shape:
         besides = " besides its context columns" if context is not None else ""
