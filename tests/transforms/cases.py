@@ -167,7 +167,6 @@ CASES.update({
 })
 
 
-
 # -- image layers on (B, C, H, W); Squeeze changes the shape, so it enters wrapped in its inverse
 from flowforge.flows import ImageGlow, ImageRealNVP
 from flowforge.nn import ConvNet
