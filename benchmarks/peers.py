@@ -262,6 +262,10 @@ def verdicts(results: dict) -> list[str]:
     return out
 
 
+def plan_rounds(args: argparse.Namespace) -> int:
+    return (QUICK if args.quick else FULL)["rounds"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke run")
@@ -283,7 +287,9 @@ def main() -> None:
     load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores"
     machine = f"{platform.processor() or platform.machine()}, {platform.platform()}, torch {torch.__version__}, {args.threads} threads"
     header = f"{datetime.date.today()} on {machine}; {load}" + (" (quick smoke run)" if args.quick else "")
-    report = "\n".join([f"## Peers benchmark, {header}", "", tables(results), "", *(f"- {v}" for v in verdicts(results))])
+    method = (f"Same Real NVP in each library (benchmarks/peer_models.py), float32; medians of {plan_rounds(args)} interleaved "
+              "rounds; floor = the same matrix products alone (benchmarks/floor.py). Rerun: `make bench`.")
+    report = "\n".join([f"## Peers benchmark, {header}", "", method, "", tables(results), "", *(f"- {v}" for v in verdicts(results))])
     print(report)
     results.update(date=str(datetime.date.today()), machine=machine, load=load, quick=args.quick, verdicts=verdicts(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
