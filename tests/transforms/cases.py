@@ -95,6 +95,7 @@ CASES: dict[str, Callable[[], Case | tuple]] = {
     "affine_coupling_alternating": lambda: Case(AffineCoupling(alternating_mask(6), mlp()), data(7, 6)),
     "affine_coupling_random_mask": lambda: Case(AffineCoupling(random_mask(6, seed=0), mlp(), bound=2.0), data(7, 6)),
     "affine_coupling_context": affine_coupling_context,
+    "affine_coupling_half_context": lambda: Case(AffineCoupling(half_mask(4), mlp(context_features=3)), data(6, 4), torch.randn(6, 3)),
     "additive_coupling": lambda: Case(AdditiveCoupling(alternating_mask(5), mlp()), data(7, 5)),
     "diagonal_scale": lambda: Case(DiagonalScale(4), data(7, 4)),
     "reverse": lambda: Case(Reverse(), data(7, 4)),
