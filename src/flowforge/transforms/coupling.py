@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
 from .base import Transform
-from .fused import FusedCoupling, coupling_forward, coupling_inverse
+from .fused import coupling_forward, coupling_inverse
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -108,10 +108,10 @@ class AffineCoupling(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # compiled: inductor fuses the plain ops; mixed precision: the kernel is float32-only
-        if self.is_fused and self.net.autocast_dtype is None and not torch.compiler.is_compiling():
+        # with autograd the plain ops run (as fast here, and they support torch.func and double
+        # backward); without it the blocked kernel of fused.py keeps activations in cache
+        if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             context, params = self.fused_args(x, context)
-            if torch.is_grad_enabled():
-                return FusedCoupling.apply(x, context, self.split, self.bound, self.scale, *params)
             inp = self.net.join(x[:, : self.split], context)
             z, logabsdet, _ = coupling_forward(x, inp, self.split, self.bound, self.scale, params, keep=False)
             return z, logabsdet
