@@ -1,11 +1,11 @@
 """The affine coupling with a ReLU MLP conditioner, forward and backward written out by hand.
 
-Autograd would record about twenty nodes per coupling (slices, the MLP's layers, clamp, exp,
-products, concatenation, the log-det sum); here it records one. The conditioner's products are
-`addmm`s, its ReLUs run in place, the halves of z and of dL/dx are written straight into their
-output rows, and the backward pass runs the same products autograd would. `AffineCoupling` uses
-it for contiguous [kept | transformed] splits when its net is a ReLU `MLP`; `recompute.py` runs
-`coupling_backward` on tensors that `coupling_inverse` rebuilt from the output.
+The conditioner's products are `addmm`s, its ReLUs run in place, and the halves of z and of
+dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_forward` /
+`coupling_inverse` for no-grad passes on contiguous [kept | transformed] splits with a ReLU
+`MLP` (with gradients on it uses plain autograd ops, which torch.func and double backward
+need); `recompute.py` runs `coupling_backward` on tensors that `coupling_inverse` rebuilt
+from the output.
 
 Saved per coupling: the input x, the conditioner's hidden activations, and e = exp(s).
 """
@@ -126,30 +126,3 @@ def _mlp_backward(
         if i > 0:  # ReLU, h its output: autograd's own kernel (a bool mask costs ~6x more on CPU)
             g = torch.ops.aten.threshold_backward(g, h, 0)
     return grads[::-1], g
-
-
-class FusedCoupling(torch.autograd.Function):
-    """One autograd node for coupling_forward; inputs (x, context, inp-builder args, *params)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, context: Tensor | None, k: int, bound: float, scale: bool, *params: Tensor):
-        inp = x[:, :k] if context is None else torch.cat([x[:, :k], context.to(x.dtype)], dim=1)
-        z, logabsdet, saved = coupling_forward(x, inp, k, bound, scale, params)
-        extra = [t for t in (saved.u, saved.e) if t is not None]
-        ctx.save_for_backward(x, *saved.hidden, *extra, *params)
-        ctx.layout = (len(saved.hidden), len(extra), k, bound, context is not None)
-        return z, logabsdet
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_z: Tensor, grad_logabsdet: Tensor):
-        n_hidden, n_extra, k, bound, has_context = ctx.layout
-        tensors = ctx.saved_tensors
-        x, hidden = tensors[0], list(tensors[1 : 1 + n_hidden])
-        extra = tensors[1 + n_hidden : 1 + n_hidden + n_extra]
-        params = tensors[1 + n_hidden + n_extra :]
-        saved = Saved(x, hidden, *(extra if extra else (None, None)))
-        need_input = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        grad_x, g_inp, grad_params = coupling_backward(saved, grad_z, grad_logabsdet, k, bound, params, need_input)
-        grad_context = g_inp[:, k:] if has_context and ctx.needs_input_grad[1] else None
-        return (grad_x, grad_context, None, None, None, *grad_params)
