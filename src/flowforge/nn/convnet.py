@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from .mlp import ACTIVATIONS
+from .mlp import ACTIVATIONS, check_activation
 from .precision import conditioner_autocast
 
 
@@ -53,8 +53,7 @@ class ConvNet(nn.Module):
         zero_init: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise FlowforgeError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        check_activation(activation)
         self.context_features = context_features
         last = nn.Conv2d(hidden, out_channels, 3, padding=1)
         if zero_init:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.functional import linear
 
 from ..errors import FlowforgeError
-from .mlp import ACTIVATIONS
+from .mlp import ACTIVATIONS, check_activation
 from .precision import conditioner_autocast
 
 
@@ -67,8 +67,7 @@ class MADE(nn.Module):
         zero_init: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise FlowforgeError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        check_activation(activation)
         if not hidden or (residual and len(set(hidden)) != 1):
             raise FlowforgeError(f"MADE: hidden must be non-empty (and all equal with residual=True), got {list(hidden)}")
         self.features, self.params_per_feature, self.context_features = features, params_per_feature, context_features

@@ -13,6 +13,12 @@ from .precision import conditioner_autocast
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
+def check_activation(name: str) -> None:
+    """A named error for an activation that is not in ACTIVATIONS (shared by every conditioner)."""
+    if name not in ACTIVATIONS:
+        raise FlowforgeError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
+
+
 class MLP(nn.Module):
     """Fully connected network; the context, if any, is concatenated to the input.
 
@@ -36,8 +42,7 @@ class MLP(nn.Module):
         zero_init: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise FlowforgeError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        check_activation(activation)
         self.context_features = context_features
         self.activation = activation
         sizes = [in_features + context_features, *hidden]
