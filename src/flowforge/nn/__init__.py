@@ -3,4 +3,4 @@ from .convnet import ConvNet
 from .made import MADE, MaskedLinear
 from .mlp import MLP
 
-__all__ = ["ConvNet", "MADE", "MLP", "MaskedLinear"]
+__all__ = ["MADE", "MLP", "ConvNet", "MaskedLinear"]
