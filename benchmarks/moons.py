@@ -13,7 +13,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.datasets import make_moons
 

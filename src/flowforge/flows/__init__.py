@@ -7,5 +7,18 @@ from .image_builders import ImageGlow, ImageRealNVP
 from .registry import MODELS, build_model, register
 
 __all__ = [
-    "Flow", "FlowDistribution", "Glow", "IAF", "ImageGlow", "ImageRealNVP", "MAF", "MODELS", "NICE", "NSF", "RealNVP", "build_model", "count_parameters", "register",
+    "IAF",
+    "MAF",
+    "MODELS",
+    "NICE",
+    "NSF",
+    "Flow",
+    "FlowDistribution",
+    "Glow",
+    "ImageGlow",
+    "ImageRealNVP",
+    "RealNVP",
+    "build_model",
+    "count_parameters",
+    "register",
 ]

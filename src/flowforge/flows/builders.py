@@ -11,8 +11,18 @@ from ..distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from ..errors import FlowforgeError
 from ..nn import MLP
 from ..transforms import (
-    ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, Compose, DiagonalScale, LULinear,
-    Reverse, Standardize, Transform, alternating_mask, half_mask,
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    BatchNorm,
+    Compose,
+    DiagonalScale,
+    LULinear,
+    Reverse,
+    Standardize,
+    Transform,
+    alternating_mask,
+    half_mask,
 )
 from ..transforms.recompute import InvertibleCompose
 from .flow import Flow
