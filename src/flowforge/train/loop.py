@@ -15,6 +15,7 @@ from ..transforms.standardize import Standardize
 from . import distributed
 from .data import as_data, batch_index, check_positive, split_validation
 from .history import History
+from .optim import adam
 from .schedule import learning_rate
 from .state import TrainState, clone_state
 
@@ -161,7 +162,7 @@ def fit(
     parameters = [p for p in flow.parameters() if p.requires_grad]
     if not parameters:
         raise FlowforgeError("fit: the flow has no trainable parameters")
-    optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    optimizer = adam(parameters, lr, weight_decay)
     if resume is not None:
         if "live_model" in resume:
             flow.load_state_dict(resume["live_model"])
