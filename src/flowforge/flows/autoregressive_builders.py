@@ -57,12 +57,15 @@ def MAF(
     base: str = "standard",
     standardize: bool = True,
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """MAF: `layers` masked affine autoregressive layers, reversed (or permuted) between them.
 
     Density in one pass per layer, sampling in `features` passes per layer. `permute` is
     "reverse" (the paper), "random" or "lu" (a learnt LULinear); `bound` soft-clamps the
     log-scales; `base="conditional"` learns the base's mean and scale from the context.
+    `memory="invertible"` (transforms/recompute.py) is accepted, but the masked layers keep their
+    activations: rebuilding their input would take `features` passes each.
 
     Reference: Papamakarios et al., Masked Autoregressive Flow for Density Estimation, 2017
     (arXiv:1705.07057).
@@ -75,7 +78,7 @@ def MAF(
     """
     _check(features, layers, hidden, context_features, permute)
     steps = _autoregressive_steps(features, layers, AffineMap(bound), hidden, context_features, activation, residual, permute, seed)
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("iaf")
@@ -92,11 +95,14 @@ def IAF(
     base: str = "standard",
     standardize: bool = True,
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """IAF: MAF's layers inverted, so sampling (and rsample) takes one pass, density `features` passes.
 
     The natural choice for a variational posterior (sample, then score those samples with
     `sample_and_log_prob` in the same single pass); slow to fit to data by maximum likelihood.
+    `memory="invertible"` trains in memory constant in depth: each layer's input is rebuilt in
+    one pass (MAF's direction), and only the layer being differentiated holds its `features` passes.
 
     Reference: Kingma et al., Improved Variational Inference with Inverse Autoregressive Flow,
     2016 (arXiv:1606.04934).
@@ -104,7 +110,7 @@ def IAF(
     _check(features, layers, hidden, context_features, permute)
     map_fn = AffineMap(bound)
     steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed, invert=True)
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nsf")
@@ -123,6 +129,7 @@ def NSF(
     base: str = "standard",
     standardize: bool = True,
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """Neural spline flow: rational-quadratic spline layers (`bins` bins on [-bound, bound],
     identity tails), as couplings (half/half split) or, with `autoregressive=True`, masked
@@ -132,6 +139,8 @@ def NSF(
     0.3% of samples beyond +-3 would pass through the identity tails unshaped, inflating the
     spread of samples (by ~15% on a 1-D conditional test); beyond 4 lies only 0.006%. Inputs
     are standardised first (`standardize`). `residual` uses residual MADE blocks (autoregressive).
+    `memory="invertible"` trains the coupling NSF in memory constant in depth (transforms/recompute.py);
+    the autoregressive layers keep their activations, as in MAF.
 
     Reference: Durkan et al., Neural Spline Flows, 2019 (arXiv:1906.04032).
 
@@ -149,14 +158,14 @@ def NSF(
     map_fn = SplineMap(bins, bound)
     if autoregressive:
         steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
-        return _assemble(features, steps, base, standardize, context_features)
+        return _assemble(features, steps, base, standardize, context_features, memory)
     factory = _mlp_factory(hidden, context_features, activation)
     steps = []
     for i in range(layers):
         if i > 0:
             steps.append(_mixer(permute, features, seed + i))
         steps.append(Coupling(half_mask(features), factory, map_fn))
-    return _assemble(features, steps, base, standardize, context_features)
+    return _assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nsf-ar")
@@ -174,9 +183,11 @@ def NSF_AR(
     base: str = "standard",
     standardize: bool = True,
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """Autoregressive neural spline flow: NSF(..., autoregressive=True)."""
     return NSF(
         features, layers, hidden, context_features=context_features, autoregressive=True, bins=bins, bound=bound,
         activation=activation, residual=residual, permute=permute, base=base, standardize=standardize, seed=seed,
+        memory=memory,
     )

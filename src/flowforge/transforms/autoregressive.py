@@ -19,6 +19,8 @@ class MaskedAutoregressive(Transform):
     With AffineMap this is MAF's layer (z_i = x_i exp(s_i) + t_i, log|det| = sum(s)); with
     SplineMap, the autoregressive neural spline layer. Wrap it in Inverse for IAF (sampling in
     one pass, density in D). MADE's last layer is zero-initialised: the layer starts at identity.
+    `has_sequential_inverse`: memory="invertible" (recompute.py) keeps this layer's activations
+    rather than rebuild its input in D passes; Inverse(layer) (IAF) rebuilds in one and is recomputed.
 
     Args:
         features: D; the autoregressive order is the feature order (permute between layers).
@@ -28,6 +30,8 @@ class MaskedAutoregressive(Transform):
     Reference: Papamakarios et al., Masked Autoregressive Flow for Density Estimation, 2017
     (arXiv:1705.07057).
     """
+
+    has_sequential_inverse = True
 
     def __init__(
         self,

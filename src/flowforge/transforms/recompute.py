@@ -10,8 +10,11 @@ At most one layer's activations are alive at a time, whatever the depth.
 
 Layers that are not a fixed, exactly invertible map run under ordinary autograd (their
 activations are kept): BatchNorm in training mode (batch statistics, running averages updated
-once), and any layer whose class or instance sets `is_exactly_invertible = False` (an iterative
-inverse, say). Random layers (dropout in a conditioner) would recompute differently: flag them.
+once), any layer whose class or instance sets `is_exactly_invertible = False` (an iterative
+inverse, say), and any that sets `has_sequential_inverse = True` (MaskedAutoregressive: rebuilding
+its input takes D passes, costlier than keeping its activations). Inverse(t) rebuilds its input with
+t's forward, one pass, so it is recomputed when t is exact (IAF). Random layers (dropout in a
+conditioner) would recompute differently: flag them.
 A fused AffineCoupling rebuilds its input and its saved tensors in one conditioner pass
 (fused.py), so its backward costs one conditioner pass more than ordinary autograd's.
 Recomputed inputs carry the round-trip error of the inverse (~1e-16 relative in float64).
@@ -27,15 +30,19 @@ from .fused import coupling_backward, coupling_inverse
 from .norm import BatchNorm
 
 
-def is_recomputable(transform: Transform) -> bool:
-    """True if the layer's input can be rebuilt from its output by its inverse, exactly."""
+def is_recomputable(transform: Transform, inverted: bool = False) -> bool:
+    """True if the layer's input can be rebuilt from its output by its inverse, exactly and cheaply.
+
+    `inverted`: the layer sits inside an odd number of Inverse, so its forward does the rebuilding.
+    """
     if isinstance(transform, BatchNorm):
         return not transform.training  # training mode normalises by the batch: not a fixed bijection
     if isinstance(transform, Compose):
-        return all(is_recomputable(t) for t in transform)
+        return all(is_recomputable(t, inverted) for t in transform)
     if isinstance(transform, Inverse):
-        return is_recomputable(transform.base_transform)
-    return getattr(transform, "is_exactly_invertible", True)
+        return is_recomputable(transform.base_transform, not inverted)
+    is_slow = getattr(transform, "has_sequential_inverse", False) and not inverted
+    return getattr(transform, "is_exactly_invertible", True) and not is_slow
 
 
 class InvertibleCompose(Compose):
