@@ -136,6 +136,7 @@ def test_help(command: list[str], capsys) -> None:
         (["train", "--data", "missing.csv", "--steps", "5"], "missing.csv"),
         (["train", "--steps", "0"], "--steps"),
         (["train", "--hidden"], "--hidden"),
+        (["train", "--memory", "none", "--steps", "5"], "--memory"),
         (["sample", "no/such/run", "-n", "3"], "no checkpoint"),
         (["score", "no/such/run", "--data", "x.csv"], "no checkpoint"),
         (["sample"], "required"),
@@ -162,7 +163,24 @@ def test_config_rejects_unknown_options_and_bad_values() -> None:
         TrainConfig(steps=0)
     with pytest.raises(flowforge.FlowforgeError, match="unknown model"):
         TrainConfig(model="nosuch")
+    with pytest.raises(flowforge.FlowforgeError, match="unknown memory 'none'"):
+        TrainConfig(memory="none")
     assert TrainConfig.from_dict(TrainConfig(hidden=[8]).to_dict()) == TrainConfig(hidden=(8,))
+
+
+@pytest.mark.parametrize("model", ["realnvp", "nsf"])
+def test_train_with_memory_invertible_saves_an_invertible_flow(model: str, run: Path, tmp_path) -> None:
+    from flowforge.transforms.recompute import InvertibleCompose
+
+    folder = tmp_path / "inv"
+    assert main(["train", *TINY, "--model", model, "--memory", "invertible", "--out", str(folder)]) == 0
+    flow = flowforge.load(folder)
+    assert isinstance(flow.transform, InvertibleCompose)
+    assert json.loads((folder / "config.json").read_text())["config"]["memory"] == "invertible"
+    if model == "realnvp":  # the same seed, data and steps train the same weights as the standard run
+        standard = flowforge.load(run)
+        for (name, a), b in zip(flow.state_dict().items(), standard.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_default_folder_never_reuses_a_folder(tmp_path) -> None:

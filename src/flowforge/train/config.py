@@ -35,6 +35,8 @@ class TrainConfig:
             uses its LOCAL_RANK's GPU.
         precision: "fp32", or "bf16"/"fp16" autocast for the conditioner networks only.
         compile: torch.compile the flow (falls back to eager with a warning where unsupported).
+        memory: "standard", or "invertible": training memory constant in depth, each layer's input
+            recomputed from its output by the layer's inverse (about 1.3x the step time).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
     """
 
@@ -57,6 +59,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    memory: str = "standard"
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -77,6 +80,8 @@ class TrainConfig:
             raise FlowforgeError(f"unknown device {self.device!r}; choose from auto, cpu, cuda (or cuda:N)")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise FlowforgeError(f"unknown precision {self.precision!r}; choose from fp32, bf16, fp16")
+        if self.memory not in ("standard", "invertible"):
+            raise FlowforgeError(f"unknown memory {self.memory!r}; choose from standard, invertible")
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:

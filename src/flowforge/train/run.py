@@ -99,7 +99,8 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the model's initial weights
-    flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden, context_features=len(columns))
+    flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden,
+                       context_features=len(columns), memory=config.memory)
     folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, x, train, test), "context": context_record(columns, names)}
