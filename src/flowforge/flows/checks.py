@@ -20,8 +20,11 @@ def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> Non
         raise FlowforgeError(f"{name} contains NaN or Inf")
 
 
-def check_context(context: Tensor | None, context_features: int, batch: int | None, name: str = "context") -> Tensor | None:
-    """Validate a context; a single (context_features,) vector is broadcast to `batch` rows."""
+def check_context(
+    context: Tensor | None, context_features: int, batch: int | None, name: str = "context", device: torch.device | None = None
+) -> Tensor | None:
+    """Validate a context; a single (context_features,) vector is broadcast to `batch` rows. A
+    context given as a list or array becomes a tensor on `device` (the flow's)."""
     if context_features == 0:
         if context is not None:
             raise FlowforgeError("this flow is unconditional: pass no context")
@@ -29,7 +32,7 @@ def check_context(context: Tensor | None, context_features: int, batch: int | No
     if context is None:
         raise FlowforgeError(f"this flow is conditional: pass a context of {context_features} features")
     if not isinstance(context, Tensor):
-        context = torch.as_tensor(context, dtype=torch.get_default_dtype())
+        context = torch.as_tensor(context, dtype=torch.get_default_dtype(), device=device)
     if context.dim() == 1 and context.shape[0] == context_features and batch is not None:
         context = context.expand(batch, context_features)
     if context.dim() != 2 or context.shape[1] != context_features or (batch is not None and context.shape[0] != batch):

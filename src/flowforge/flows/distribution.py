@@ -37,7 +37,7 @@ class FlowDistribution(Distribution):
     def __init__(self, flow: Flow, context: Tensor | None = None, validate_args: bool | None = None) -> None:
         self.flow = flow
         if context is not None and not isinstance(context, Tensor):
-            context = torch.as_tensor(context, dtype=torch.get_default_dtype())
+            context = torch.as_tensor(context, dtype=torch.get_default_dtype(), device=flow._anchor().device)
         if context is not None and context.dim() == 1:
             self.context = check_context(context, flow.context_features, 1)[0]  # one condition: batch_shape ()
         else:

@@ -67,7 +67,7 @@ class Flow(nn.Module):
     def _prepare(self, x: Tensor, context: Tensor | None, name: str = "x") -> tuple[Tensor, Tensor | None]:
         if not isinstance(x, Tensor):
             try:
-                x = torch.as_tensor(x)
+                x = torch.as_tensor(x, device=self._anchor().device)  # a list or array: onto the flow's device
             except (TypeError, ValueError, RuntimeError):
                 raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(x).__name__}") from None
         if x.is_floating_point() and x.dtype != self._anchor().dtype:
@@ -76,7 +76,7 @@ class Flow(nn.Module):
                 raise FlowforgeError(f"{name}: values too large for this flow's {str(cast.dtype).removeprefix('torch.')}")
             x = cast
         check_batch(x, self.event_shape, name)
-        context = check_context(context, self.context_features, x.shape[0])
+        context = check_context(context, self.context_features, x.shape[0], device=self._anchor().device)
         return x, context
 
     def _base_log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
@@ -156,7 +156,7 @@ class Flow(nn.Module):
             raise FlowforgeError(f"sample: n must be a non-negative integer, got {n!r}")
         if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
             raise FlowforgeError(f"sample: temperature must be a positive number, got {temperature!r}")
-        context = check_context(context, self.context_features, n)
+        context = check_context(context, self.context_features, n, device=self._anchor().device)
         if n == 0:  # no draws: layers with a data-dependent set-up or input checks need a row
             empty = self._anchor().new_zeros((0, *self.event_shape))
             return empty, (empty.new_zeros(0) if with_log_prob else None)

@@ -1,6 +1,7 @@
 """The only module that touches torch.distributed: ranks, DDP wrapping, reductions.
 
-Launch with `torchrun --nproc_per_node=N -m flowforge train ...`; gloo on CPU, nccl on CUDA.
+Launch with `torchrun --nproc_per_node=N -m flowforge train ...`; gloo on CPU, nccl (and gloo for
+CPU tensors) on CUDA.
 Rank 0 alone logs and writes files; every rank sees its own shard of each global batch.
 """
 from __future__ import annotations
@@ -30,15 +31,20 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def choose_backend(device: str) -> str:
+    """gloo on CPU. On CUDA, nccl for CUDA tensors plus gloo for CPU ones: fit's finiteness flags
+    and mean_nll's sums are reduced on the CPU, and an nccl-only group refuses CPU tensors."""
+    return "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
+
+
 def init_from_env(device: str = "cpu") -> bool:
     """Initialise the process group from torchrun's environment; False when not under torchrun."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
         return False
     if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-        if device.startswith("cuda"):
+        if device.startswith("cuda"):  # before the group: nccl binds each rank to the current device
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(choose_backend(device))
     return True
 
 

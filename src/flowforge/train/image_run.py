@@ -29,6 +29,7 @@ from ..metrics import bits_per_dim, nats_to_bits_per_dim
 from .checkpoint import atomic_write_text
 from .config import TrainConfig
 from .history import History
+from .placement import maybe_compile, resolve_device
 from .run import RunResult, _claim_folder, _finite, _to_json, default_folder, fit_run
 
 if TYPE_CHECKING:
@@ -103,11 +104,14 @@ def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | Non
         resume.check_same_data(resolved)
         flow.load_state_dict(resume.weights)
     atomic_write_text(folder / "config.json", _to_json(resolved))
+    flow.to(resolve_device(config.device))
+    maybe_compile(flow, config.compile)
     history, stopped_by = fit_run(flow, train, config, folder, resume=resume.state if resume is not None else None)
     if stopped_by is not None:
         return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
     metrics = _image_metrics(flow, history, config, train, test)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
+    flow.cpu()  # the plots take numpy arrays
     write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed)
     return RunResult(folder, metrics)
 
@@ -148,7 +152,7 @@ def interpolate(flow: Flow, a: Tensor, b: Tensor, steps: int = 9) -> Tensor:
     which gives washed-out, low-temperature images); the ends decode back to a and b exactly.
     """
     za, zb = flow.encode(a[None]), flow.encode(b[None])
-    t = torch.linspace(0, 1, steps, dtype=za.dtype).reshape(-1, *[1] * (za.dim() - 1))
+    t = torch.linspace(0, 1, steps, dtype=za.dtype, device=za.device).reshape(-1, *[1] * (za.dim() - 1))
     return flow.decode(torch.cos(t * math.pi / 2) * za + torch.sin(t * math.pi / 2) * zb)
 
 
