@@ -55,3 +55,24 @@ def test_compiled_sample_runs_with_inductor() -> None:
     flow = flowforge.RealNVP(2, 1, (4, 4))
     sample = torch.compile(flow.sample)
     assert sample(5).shape == (5, 2)
+
+
+def test_uncompile_runs_eagerly_again() -> None:
+    from flowforge.compile import uncompile
+
+    calls = []
+
+    def counting_backend(graph, example_inputs):
+        calls.append(1)
+        return graph.forward
+
+    flow = compile_flow(flowforge.RealNVP(2, layers=2, hidden=(8,)), backend=counting_backend)
+    x = torch.randn(16, 2)
+    compiled = flow.log_prob(x)
+    assert calls
+    before = len(calls)
+    assert uncompile(flow) is flow
+    torch.testing.assert_close(flow.log_prob(x), compiled)
+    flow.log_prob(torch.randn(5, 2))  # a new shape would trace again if still compiled
+    assert len(calls) == before  # eager: nothing traced any more
+    assert uncompile(flowforge.RealNVP(2, layers=2, hidden=(8,))) is not None  # never compiled: a no-op

@@ -25,3 +25,11 @@ def compile(flow: Flow, **options: Any) -> Flow:
     """
     flow.transform.compile(**options)
     return flow
+
+
+def uncompile(flow: Flow) -> Flow:
+    """Undo `compile` in place: the transform runs eagerly again (e.g. before moving to another
+    device, where the compiled code would be compiled again). A flow never compiled is unchanged."""
+    if getattr(flow.transform, "_compiled_call_impl", None) is not None:
+        flow.transform._compiled_call_impl = None
+    return flow

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..errors import FlowforgeError
+
 
 def is_distributed() -> bool:
     """True inside an initialised process group with more than one rank."""
@@ -43,7 +45,11 @@ def init_from_env(device: str = "cpu") -> bool:
         return False
     if not dist.is_initialized():
         if device.startswith("cuda"):  # before the group: nccl binds each rank to the current device
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if local_rank >= gpus:
+                raise FlowforgeError(f"torchrun started more processes per node than this node has GPUs ({gpus}): "
+                                     f"use --nproc_per_node={gpus} or less, or --device cpu")
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(choose_backend(device))
     return True
 

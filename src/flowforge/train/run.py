@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import __version__, data
+from ..compile import uncompile
 from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
@@ -119,7 +120,7 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     if not distributed.is_main():
         return RunResult(folder, metrics)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
-    flow.cpu()
+    uncompile(flow).cpu()  # plots run on the CPU, eagerly: no second compile for another device
     try:
         write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
     except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
