@@ -183,6 +183,18 @@ def test_train_with_memory_invertible_saves_an_invertible_flow(model: str, run: 
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_image_train_with_memory_invertible_saves_an_invertible_flow(tmp_path) -> None:
+    from flowforge.transforms.recompute import InvertibleCompose
+
+    folder = tmp_path / "digits"
+    tiny = ["--steps", "4", "--layers", "1", "--hidden", "8", "--batch-size", "32", "--no-progress"]
+    assert main(["train", "--data", "digits", "--model", "glow", *tiny, "--memory", "invertible", "--out", str(folder)]) == 0
+    flow = flowforge.load(folder)
+    assert flow.spec["model"] == "image-glow" and flow.spec["kwargs"]["memory"] == "invertible"
+    assert isinstance(flow.transform[-1], InvertibleCompose)  # the multi-scale body, after Dequantize
+    assert json.loads((folder / "config.json").read_text())["config"]["memory"] == "invertible"
+
+
 def test_default_folder_never_reuses_a_folder(tmp_path) -> None:
     first = default_folder("moons-realnvp", root=tmp_path)
     first.mkdir()

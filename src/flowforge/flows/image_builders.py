@@ -3,6 +3,8 @@
 Both put the pre-processing inside the model (Dequantize, then optionally Logit), so
 `log_prob` takes integer pixel levels and bits/dim are on the pixel scale.
 `flowforge.Glow` and `flowforge.RealNVP` dispatch here when given a (C, H, W) shape.
+`memory="invertible"` builds every level of the multi-scale body as an InvertibleCompose
+(transforms/recompute.py); the pre-processing in front of it runs under ordinary autograd.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from ..transforms import Compose, Inverse, Transform
 from ..transforms.conv import ActNorm2d, Conv1x1
 from ..transforms.dequantize import Dequantize, Logit, VariationalNoise
 from ..transforms.image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
-from ..transforms.reshape import Squeeze
+from ..transforms.reshape import Split, Squeeze
+from .builders import MEMORY, _choose
 from .flow import Flow
 from .multiscale import Shape, multi_scale
 from .registry import register
@@ -50,8 +53,21 @@ def _check_sizes(steps_per_level: int, hidden_channels: int, pixel_levels: int, 
         raise FlowforgeError(f"pixel_levels must be an integer >= 2, got {pixel_levels!r}")
 
 
+def _compose_levels(transform: Transform, compose: type[Compose]) -> Transform:
+    """`transform` with every Compose, the coarser levels inside each Split included, built as `compose`."""
+    if isinstance(transform, Split):
+        transform.inner = _compose_levels(transform.inner, compose)
+        return transform
+    if isinstance(transform, Compose):
+        return compose(_compose_levels(t, compose) for t in transform)
+    return transform
+
+
 def _assemble(shape: Shape, body: Transform, pixel_levels: int, dequantize: str | None, logit: float | None,
-              context_features: int) -> Flow:
+              context_features: int, compose: type[Compose]) -> Flow:
+    # Dequantize draws fresh noise on every call and Logit's sigmoid round trip is inexact near
+    # the edges (both flagged), so only the body is recomputed; their activations are depth-free
+    body = _compose_levels(body, compose)
     layers: list[Transform] = []
     if dequantize is not None:
         noise = VariationalNoise(shape, pixel_levels) if dequantize == "variational" else None
@@ -77,6 +93,7 @@ def ImageGlow(
     context_features: int = 0,
     activation: str = "relu",
     seed: int = 0,
+    memory: str = "standard",
 ) -> Flow:
     """Glow for images: `levels` scales of Squeeze, then `steps_per_level` steps of
     ActNorm2d -> Conv1x1 -> channel-wise affine coupling, then Split (half the channels out).
@@ -91,6 +108,8 @@ def ImageGlow(
             bits/dim better on the digits), or None for Glow's own: the dequantised x / K only.
         lu: LU-decomposed 1x1 convolutions (else plain).
         context_features: size of a conditioning vector, broadcast over the pixels.
+        memory: "invertible" trains in memory constant in steps_per_level, each layer's input
+            recomputed by its inverse (transforms/recompute.py); "standard" keeps activations.
 
     Reference: Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, 2018.
 
@@ -102,6 +121,7 @@ def ImageGlow(
     """
     shape = check_image_shape(image_shape, levels, levels, 1)
     _check_sizes(steps_per_level, hidden_channels, pixel_levels, dequantize)
+    compose = _choose(MEMORY, memory, "memory")
 
     def steps(shape: Shape, level: int) -> list[Transform]:
         c = shape[0] * 4  # Glow's steps act on the squeezed image
@@ -115,7 +135,7 @@ def ImageGlow(
         return [Squeeze(), *steps(shape, level), Inverse(Squeeze())]
 
     body = multi_scale(shape, levels, lambda s, level: ([], steps(s, level)), last)
-    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features)
+    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)
 
 
 @register("image-realnvp")
@@ -133,6 +153,7 @@ def ImageRealNVP(
     bound: float = 3.0,
     context_features: int = 0,
     activation: str = "relu",
+    memory: str = "standard",
 ) -> Flow:
     """Real NVP's multi-scale architecture: each level is `steps_per_level` checkerboard
     couplings, Squeeze, `steps_per_level` channel-wise couplings, then Split (half the
@@ -153,6 +174,7 @@ def ImageRealNVP(
     """
     shape = check_image_shape(image_shape, levels, levels - 1, 2)
     _check_sizes(steps_per_level, hidden_channels, pixel_levels, dequantize)
+    compose = _choose(MEMORY, memory, "memory")
     if norm not in ("actnorm", None):
         raise FlowforgeError(f"unknown norm {norm!r}; choose from 'actnorm' or None")
 
@@ -174,4 +196,4 @@ def ImageRealNVP(
         return couplings(c, steps_per_level + 1, lambda i: checkerboard_mask(h, w, even=i % 2 == 0))
 
     body = multi_scale(shape, levels, middle, last)
-    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features)
+    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)

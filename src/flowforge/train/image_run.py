@@ -77,7 +77,7 @@ def with_image_defaults(config: TrainConfig) -> TrainConfig:
 def build_image_model(config: TrainConfig, image_shape: tuple[int, ...], levels: int) -> Flow:
     name = IMAGE_MODELS[config.model]
     options = {**MODEL_DEFAULTS[name], "steps_per_level": config.layers, "hidden_channels": config.hidden[0]}
-    return build_model(name, image_shape=list(image_shape), pixel_levels=levels, **options)
+    return build_model(name, image_shape=list(image_shape), pixel_levels=levels, memory=config.memory, **options)
 
 
 def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | None = None, resume: Resume | None = None) -> RunResult:

@@ -14,7 +14,9 @@ once), any layer whose class or instance sets `is_exactly_invertible = False` (a
 inverse, say), and any that sets `has_sequential_inverse = True` (MaskedAutoregressive: rebuilding
 its input takes D passes, costlier than keeping its activations). Inverse(t) rebuilds its input with
 t's forward, one pass, so it is recomputed when t is exact (IAF). Random layers (dropout in a
-conditioner) would recompute differently: flag them.
+conditioner) would recompute differently: flag them. A layer holding an InvertibleCompose (the
+coarser levels inside a multi-scale Split) runs under ordinary autograd too: its inner stretches
+keep only their outputs already, and rebuilding it whole would run them a second time.
 A fused AffineCoupling rebuilds its input and its saved tensors in one conditioner pass
 (fused.py), so its backward costs one conditioner pass more than ordinary autograd's.
 Recomputed inputs carry the round-trip error of the inverse (~1e-16 relative in float64).
@@ -37,6 +39,8 @@ def is_recomputable(transform: Transform, inverted: bool = False) -> bool:
     """
     if isinstance(transform, BatchNorm):
         return not transform.training  # training mode normalises by the batch: not a fixed bijection
+    if any(isinstance(t, InvertibleCompose) for t in transform.children()):
+        return False  # e.g. a multi-scale Split: its inner stretches keep only their outputs already
     if isinstance(transform, Compose):
         return all(is_recomputable(t, inverted) for t in transform)
     if isinstance(transform, Inverse):
