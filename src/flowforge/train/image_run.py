@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__, data
+from ..compile import uncompile
 from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
@@ -111,7 +112,7 @@ def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | Non
         return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
     metrics = _image_metrics(flow, history, config, train, test)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
-    flow.cpu()  # the plots take numpy arrays
+    uncompile(flow).cpu()  # the plots take numpy arrays; eager, so no second compile on the CPU
     write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed)
     return RunResult(folder, metrics)
 
