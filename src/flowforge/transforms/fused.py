@@ -26,20 +26,24 @@ class Saved(NamedTuple):
     e: Tensor | None
 
 
-ROWS = 1024  # rows per block when nothing is kept for backward: a block's activations stay in cache
+BLOCK_BYTES = 4 << 20  # a block's widest activation when nothing is kept for backward: it stays in cache
+
+
+def block_rows(params: tuple[Tensor, ...], element_size: int) -> int:
+    """Rows per block: the widest hidden layer of BLOCK_BYTES (1024 rows at H=1024, 4096 at H=256)."""
+    widest = max(params[i].shape[0] for i in range(0, len(params), 2))
+    return max(256, BLOCK_BYTES // (widest * element_size))
 
 
 def mlp_forward(inp: Tensor, params: tuple[Tensor, ...], keep: bool = True) -> tuple[Tensor, list[Tensor]]:
     """ReLU MLP on rows; params are (w1, b1, w2, b2, ...). Returns the output and each layer's input.
 
-    With keep=False (no backward to come) large batches run in blocks of ROWS rows, which on
-    CPU is faster than the whole batch at once (~1.3x at H=512), and no inputs are returned.
+    With keep=False (no backward to come) large batches run in blocks of `block_rows` rows, which
+    on CPU is faster than the whole batch at once (~1.1-1.7x), and no inputs are returned.
     """
-    if not keep and inp.shape[0] > 2 * ROWS and inp.device.type == "cpu":  # GPUs want the whole batch
-        out = torch.empty(inp.shape[0], params[-1].shape[0], dtype=inp.dtype, device=inp.device)
-        for start in range(0, inp.shape[0], ROWS):
-            out[start : start + ROWS] = mlp_forward(inp[start : start + ROWS], params)[0]
-        return out, []
+    rows = block_rows(params, inp.element_size())
+    if not keep and inp.shape[0] > rows and inp.device.type == "cpu":  # GPUs want the whole batch
+        return _mlp_blocks(inp, params, rows), []
     hidden = [inp]
     h = inp
     for i in range(0, len(params), 2):
@@ -48,6 +52,20 @@ def mlp_forward(inp: Tensor, params: tuple[Tensor, ...], keep: bool = True) -> t
             h.relu_()
             hidden.append(h)
     return h, hidden
+
+
+def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int) -> Tensor:
+    """The MLP on `rows` rows at a time, each hidden layer written into one reused buffer (no
+    allocation per block, so the buffers stay in cache) and the output straight into its rows."""
+    n = inp.shape[0]
+    out = torch.empty(n, params[-1].shape[0], dtype=inp.dtype, device=inp.device)
+    buffers = [inp.new_empty(rows, params[i].shape[0]) for i in range(0, len(params) - 2, 2)]
+    for start in range(0, n, rows):
+        h = inp[start : start + rows]
+        for i, buffer in zip(range(0, len(params) - 2, 2), buffers):
+            h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: h.shape[0]]).relu_()
+        torch.addmm(params[-1], h, params[-2].t(), out=out[start : start + h.shape[0]])
+    return out
 
 
 def coupling_forward(
