@@ -52,7 +52,7 @@ class TrainConfig:
     seed: int = 0
     test_fraction: float = 0.2
     val_fraction: float = 0.1
-    patience: int | None = 10
+    patience: int | None = 20
     threads: int | None = None
     progress: bool = True
     save_every: int | None = None

@@ -101,7 +101,7 @@ def fit(
     seed: int = 0,
     val_fraction: float = 0.1,
     eval_every: int | None = None,
-    patience: int | None = 10,
+    patience: int | None = 20,
     context: Any = None,
     val_context: Any = None,
     progress: bool = True,
