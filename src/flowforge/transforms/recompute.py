@@ -121,7 +121,7 @@ def _layer_backward(
     grads: dict[Tensor, Tensor], wants_context: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Rebuild the layer's input x from z; return x, dL/dx and dL/dcontext (params into grads)."""
-    if isinstance(layer, AffineCoupling) and layer.is_fused:
+    if isinstance(layer, AffineCoupling) and layer.is_fused and layer.net.autocast_dtype is None:  # float32-only kernel
         return _coupling_backward(layer, z, context, grad_z, grad_logabsdet, grads, wants_context)
     with torch.no_grad():
         x = layer.inverse(z, context)[0]
