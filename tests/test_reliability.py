@@ -368,3 +368,18 @@ def test_stale_temporaries_are_removed_only_for_their_file(tmp_path: Path) -> No
     removed = remove_stale_temporaries(tmp_path / "model.pt")
     assert [p.name for p in removed] == [".model.pt.abc.tmp", ".model.pt.def.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".config.json.x.tmp", "model.pt"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resume_moves_a_gpu_run_to_the_cpu_with_device(tmp_path: Path, capsys) -> None:
+    """A run started with --device cuda (its config.json says so) continues here with --device cpu."""
+    folder = tmp_path / "r"
+    assert main(["train", *TINY, "--steps", "4", "--out", str(folder)]) == 0
+    resolved = json.loads((folder / "config.json").read_text())
+    resolved["config"]["device"] = "cuda"  # as written by a run on a GPU machine
+    (folder / "config.json").write_text(json.dumps(resolved))
+    assert main(["train", "--resume", str(folder), "--steps", "8"]) == 2
+    assert "no CUDA device" in one_line_error(capsys)
+    assert main(["train", "--resume", str(folder), "--steps", "8", "--device", "cpu"]) == 0
+    assert read_checkpoint(folder)["train_state"]["step"] == 8
+    assert json.loads((folder / "metrics.json").read_text())["steps_run"] == 8

@@ -113,7 +113,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--save-every", type=POSITIVE_INT, metavar="STEPS",
                    help="also write a resumable RUN/model.pt every STEPS steps (it is always written at the end and on Ctrl-C)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN to --steps total steps (default: its own), "
-                   "with its data, model and seed; only --steps, --save-every, --threads and --no-progress apply")
+                   "with its data, model and seed; only --steps, --save-every, --threads, --device and --no-progress apply")
     p.set_defaults(handler=_train)
 
 
@@ -231,7 +231,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _check_resume_options(args)
         config, resume = prepare_resume(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads,
-                                        progress=False if args.no_progress else None)
+                                        progress=False if args.no_progress else None,
+                                        device=args.device if args.device != TrainConfig().device else None)
         return _finish(train_run(config, resume))
     d = TrainConfig()
     config = TrainConfig(
@@ -253,7 +254,7 @@ def _check_resume_options(args: argparse.Namespace) -> None:
     changed = [f"--{name}" for name, value in given.items() if value != getattr(d, name.replace("-", "_"))]
     if changed:
         raise FlowforgeError(f"--resume continues {args.resume} with the options it started with; drop {', '.join(changed)} "
-                             "(with --resume only --steps, --save-every, --threads and --no-progress apply)")
+                             "(with --resume only --steps, --save-every, --threads, --device and --no-progress apply)")
 
 
 def _finish(result) -> int:

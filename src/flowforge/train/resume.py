@@ -41,8 +41,10 @@ class Resume:
 
 
 def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every: int | None = None,
-                   threads: int | None = None, progress: bool | None = None) -> tuple[TrainConfig, Resume]:
-    """The config to continue with (N = `steps` total, default the run's own) and what to resume."""
+                   threads: int | None = None, progress: bool | None = None,
+                   device: str | None = None) -> tuple[TrainConfig, Resume]:
+    """The config to continue with (N = `steps` total, default the run's own; `device` to move it,
+    e.g. a GPU run continued on the CPU) and what to resume."""
     folder = Path(run)
     if not (folder / "config.json").is_file():
         raise FlowforgeError(f"--resume {run}: not a run folder written by flowforge train (no config.json)")
@@ -64,7 +66,8 @@ def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every:
             raise FlowforgeError(f"{run} stopped early at step {done} (no better validation NLL); pass --steps to train on regardless")
         state = {**state, "history": {**state["history"], "stopped_early": False}, "evals_since_best": 0}
     config = replace(config, out=str(folder), steps=total, save_every=save_every or config.save_every,
-                     threads=threads or config.threads, progress=config.progress if progress is None else progress)
+                     threads=threads or config.threads, progress=config.progress if progress is None else progress,
+                     device=device or config.device)
     return config, Resume(folder, payload["state_dict"], state, resolved)
 
 

@@ -45,6 +45,8 @@ class TrainState:
             "evals_since_best": self.evals_since_best,
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
+            # each GPU's generator too (dequantisation noise drawn on the GPU), where one is in use
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
         }
 
     @classmethod
@@ -52,6 +54,9 @@ class TrainState:
         """Restore the state and the optimizer (and the global RNG) from `to_dict`'s output."""
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
+        cuda_rng = saved.get("cuda_rng")
+        if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_rng)  # resumed elsewhere (the CPU, other GPUs): not bit-exact
         good = (saved["good_model"], saved["good_optimizer"]) if saved["good_model"] is not None else None
         return cls(
             step=int(saved["step"]),
