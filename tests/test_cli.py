@@ -17,6 +17,8 @@ from flowforge.cli import main
 from flowforge.train.config import TrainConfig
 from flowforge.train.run import default_folder
 
+from .helpers import one_line_error
+
 TINY = ["--data", "moons", "--n", "500", "--steps", "30", "--layers", "2", "--hidden", "16", "16", "--batch-size", "128", "--no-progress"]
 
 
@@ -25,12 +27,6 @@ def run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cli") / "run"
     assert main(["train", *TINY, "--out", str(folder)]) == 0
     return folder
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("flowforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_train_writes_the_run_folder(run: Path) -> None:

@@ -16,13 +16,9 @@ from flowforge.cli import main
 from flowforge.errors import FlowforgeError
 from flowforge.train.config import TrainConfig
 
+from .helpers import one_line_error
+
 TINY = ["--steps", "20", "--layers", "2", "--hidden", "16", "16", "--batch-size", "64", "--patience", "0", "--no-progress"]
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("flowforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

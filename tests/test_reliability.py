@@ -27,13 +27,9 @@ from flowforge.train.run import _metrics, fit_run
 from flowforge.transforms import Compose
 from flowforge.transforms.dequantize import Logit
 
+from .helpers import Malicious, one_line_error
+
 TINY = ["--data", "moons", "--n", "600", "--layers", "2", "--hidden", "16", "--batch-size", "64", "--threads", "1", "--no-progress"]
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("flowforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +129,6 @@ def test_bad_input_gets_one_named_line_and_status_2(case: str, run: Path, files:
 def test_debug_shows_the_traceback_of_a_bad_input(files: Path) -> None:
     with pytest.raises(FlowforgeError, match="is not a number"):
         main(["--debug", "train", "--data", str(files / "word.csv")])
-
-
-class Malicious:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "pwned"))
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

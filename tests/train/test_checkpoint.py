@@ -14,6 +14,8 @@ from flowforge import Flow, FlowforgeError, StandardNormal
 from flowforge.train.checkpoint import FORMAT_VERSION, checkpoint_payload, read_checkpoint
 from flowforge.transforms import ActNorm, BatchNorm, Compose, Reverse, Standardize
 
+from ..helpers import Malicious
+
 BUILDERS = {
     "realnvp": lambda: flowforge.RealNVP(3, layers=2, hidden=(16,)),
     "realnvp_batchnorm": lambda: flowforge.RealNVP(3, layers=2, hidden=(16,), norm="batchnorm", base="diag"),
@@ -152,16 +154,6 @@ def test_foreign_or_mismatched_checkpoints_raise(payload, tmp_path: Path) -> Non
     torch.save(payload(good), path)
     with pytest.raises(FlowforgeError):
         flowforge.load(path)
-
-
-class Malicious:
-    """Unpickling this runs code: it writes the marker file named at pickling time."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "pwned"))
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

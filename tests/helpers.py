@@ -1,0 +1,21 @@
+"""Helpers shared by several test modules."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def one_line_error(capsys) -> str:
+    """The CLI's stderr, asserted to be one `flowforge: error: ...` line with no traceback."""
+    err = capsys.readouterr().err
+    assert err.startswith("flowforge: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+class Malicious:
+    """Unpickling this runs code: it writes the marker file named at pickling time."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
