@@ -30,6 +30,7 @@ import numpy as np
 from . import __version__
 from .errors import FlowforgeError
 from .flows import MODELS
+from .flows.builders import MEMORY
 from .train.check import LOGDET_TOLERANCE, TOLERANCE
 from .train.config import TrainConfig
 
@@ -105,7 +106,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=d.precision,
                    help="autocast the conditioner networks to bf16/fp16; log-dets and base density stay float32 (default fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the flow (falls back to eager with a warning where unsupported)")
-    p.add_argument("--memory", choices=("standard", "invertible"), default=d.memory,
+    p.add_argument("--memory", choices=tuple(MEMORY), default=d.memory,
                    help="invertible: training memory constant in depth, each layer's input recomputed by its inverse "
                         f"in the backward pass, for about 1.3x the step time (2x for images) (default {d.memory})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

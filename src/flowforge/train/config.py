@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import FlowforgeError
+from ..flows.builders import MEMORY
 from ..flows.registry import MODELS
 
 
@@ -80,8 +81,8 @@ class TrainConfig:
             raise FlowforgeError(f"unknown device {self.device!r}; choose from auto, cpu, cuda (or cuda:N)")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise FlowforgeError(f"unknown precision {self.precision!r}; choose from fp32, bf16, fp16")
-        if self.memory not in ("standard", "invertible"):
-            raise FlowforgeError(f"unknown memory {self.memory!r}; choose from standard, invertible")
+        if self.memory not in MEMORY:
+            raise FlowforgeError(f"unknown memory {self.memory!r}; choose from {', '.join(MEMORY)}")
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:
