@@ -23,11 +23,8 @@ import datetime
 import json
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -35,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from floor import forward_products, train_products
+from measure import MEMORY_ENV, interleaved, peak_kb, reset_peak_kb
 from peer_models import LIBRARIES, Model
 
 FULL = {
@@ -61,26 +59,6 @@ def available(names: list[str]) -> tuple[dict[str, Model | None], dict[str, str]
         except ImportError as error:
             missing[name] = f"not installed ({error.name}); make bench installs it"
     return ok, missing
-
-
-def timed(fn, reps: int) -> float:
-    """Seconds per call: CPU time with one thread (robust to other processes), wall time with more."""
-    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
-    start = clock()
-    for _ in range(reps):
-        fn()
-    return (clock() - start) / reps
-
-
-def interleaved(fns: dict[str, object], rounds: int, reps: int) -> dict[str, float]:
-    """Median seconds per call of each fn, timing all of them in turn each round (after a warm-up)."""
-    for fn in fns.values():
-        fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            samples[key].append(timed(fn, reps))
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def train_steps(names: list[str], d: int, k: int, h: int, batch: int) -> dict[str, object]:
@@ -114,29 +92,6 @@ def inference(names: list[str], d: int, k: int, h: int, batch: int) -> dict[str,
     return fns
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak_kb() -> int:
-    """Current RSS in KiB, after resetting the peak (Linux: the import's transient peak is forgotten)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kb("VmRSS")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak_kb() -> int:
-    try:
-        return _status_kb("VmHWM")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _train(model: Model, x: torch.Tensor, steps: int) -> None:
     optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-4)
     for _ in range(steps):
@@ -149,18 +104,12 @@ def memory_child(name: str, d: int, k: int, h: int, batch: int) -> dict[str, flo
     """Run in a fresh process: peak RSS of two training steps over the RSS before the model."""
     torch.manual_seed(0)
     _train(LIBRARIES[name](2, 1, 4), torch.randn(8, 2), steps=1)  # imports and first-call set-up are not training memory
-    before = _reset_peak_kb()
+    before = reset_peak_kb()
     model = LIBRARIES[name](d, k, h)
     _train(model, torch.randn(batch, d), steps=2)
-    peak = _peak_kb()
+    peak = peak_kb()
     state = sum(p.numel() * p.element_size() for p in model.module.parameters()) * 4  # weights, grads, 2 Adam moments
     return {"peak_mb": (peak - before) / 1024, "state_mb": state / 2**20}
-
-
-# glibc's default raises its mmap threshold as large blocks are freed, after which the RSS peak
-# measures heap fragmentation (which depends on allocation order) more than live memory. A fixed
-# 128 KiB threshold returns every large block on free, for every library alike.
-MEMORY_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def memory(names: list[str], shape: tuple[int, int, int], depths: tuple[int, ...], threads: int) -> dict[str, dict]:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 import flowforge
-from flowforge.transforms import BatchNorm, Compose, Reverse, Transform
+from flowforge.transforms import BatchNorm, Compose, CouplingTransform, Reverse, Transform
 from flowforge.transforms.recompute import InvertibleCompose, is_recomputable
 
 from .cases import CASES, make, randomized
@@ -177,3 +177,21 @@ def test_mixed_precision_recomputes_under_the_same_autocast(precision: str) -> N
         grads.append(torch.autograd.grad(flow.log_prob(x).mean(), list(flow.parameters())))
     for ours, reference in zip(grads[1], grads[0]):
         assert relative_error(ours, reference) <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["affine_coupling_alternating", "affine_coupling_context", "additive_coupling",
+                                  "spline_coupling", "checkerboard_coupling"])
+def test_a_coupling_is_rebuilt_from_one_conditioner_pass(name: str) -> None:
+    """Inverse and re-run share (s, t): the backward pass runs the conditioner once, not twice."""
+    case = make(name)
+    layer = randomized(case.transform).double()
+    assert isinstance(layer, CouplingTransform)
+    calls = []
+    layer.net.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    x = case.x.double().requires_grad_()
+    context = case.context.double() if case.context is not None else None
+    z, logabsdet = InvertibleCompose([layer])(x, context)
+    assert calls == [False]  # the forward pass keeps nothing
+    (z.square().sum() + logabsdet.sum()).backward()
+    assert calls == [False, True]
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -90,7 +90,7 @@ def test_extreme_parameters_stay_finite_monotone_and_invertible(raw: list[float]
     params = tuple(t.expand(len(x), -1) for t in p.split([K, K, K - 1]))
     y, logabsdet = spline(x, params)
     assert torch.isfinite(y).all() and torch.isfinite(logabsdet).all()
-    assert (y.diff() >= 0).all()
+    assert (y.diff() >= -4 * torch.finfo(y.dtype).eps * y.abs().clamp_min(1)[1:]).all()  # non-decreasing, to rounding
     x_back, inverse_logabsdet = spline(y, params, inverse=True)
     assert torch.isfinite(x_back).all() and torch.isfinite(inverse_logabsdet).all()
     # y -> x can be ill-conditioned (slopes far below 1 exist); x -> y -> x is checked in the data's units

@@ -7,6 +7,13 @@ from torch import Tensor
 from ..errors import FlowforgeError
 
 
+def all_finite(x: Tensor) -> bool:
+    """No NaN or Inf in x. One reduction: a NaN or Inf makes the sum non-finite; only a sum that
+    overflows (values near the dtype's limit) pays for the element-wise check."""
+    total = x.sum(dtype=torch.float64) if x.dtype in (torch.float16, torch.bfloat16) else x.sum()
+    return bool(torch.isfinite(total)) or bool(torch.isfinite(x).all())
+
+
 def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> None:
     """Raise FlowforgeError unless x is a floating (batch, *event_shape) tensor with finite values."""
     if not isinstance(x, Tensor):
@@ -16,7 +23,7 @@ def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> Non
     if tuple(x.shape[1:]) != tuple(event_shape) or x.dim() != len(event_shape) + 1:
         raise FlowforgeError(f"{name}: expected shape (batch, {', '.join(map(str, event_shape))}), got {tuple(x.shape)}")
     # skipped while torch.compile traces: a data-dependent branch would split the graph
-    if not torch.compiler.is_compiling() and not torch.isfinite(x).all():
+    if not torch.compiler.is_compiling() and not all_finite(x):
         raise FlowforgeError(f"{name} contains NaN or Inf")
 
 
@@ -40,6 +47,6 @@ def check_context(
             f"{name}: expected ({batch if batch is not None else 'batch'}, {context_features}) "
             f"or ({context_features},), got {tuple(context.shape)}"
         )
-    if not torch.compiler.is_compiling() and not torch.isfinite(context).all():
+    if not torch.compiler.is_compiling() and not all_finite(context):
         raise FlowforgeError(f"{name} contains NaN or Inf")
     return context

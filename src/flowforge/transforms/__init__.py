@@ -1,6 +1,6 @@
 """Invertible layers with tractable log-determinants."""
 from .autoregressive import MaskedAutoregressive
-from .base import Compose, Inverse, Transform
+from .base import Compose, CouplingTransform, Inverse, Transform
 from .conv import ActNorm2d, Conv1x1
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
 from .dequantize import Dequantize, Logit, VariationalNoise
@@ -16,6 +16,7 @@ from .standardize import Standardize
 
 __all__ = [
     "ActNorm", "ActNorm2d", "AdditiveCoupling", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
+    "CouplingTransform",
     "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
     "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise",
     "alternating_mask", "channel_mask", "checkerboard_mask", "half_mask", "rational_quadratic_spline",

@@ -1,4 +1,4 @@
-"""The transform contract: Transform, Compose, Inverse — nothing else."""
+"""The transform contract: Transform, CouplingTransform, Compose, Inverse — nothing else."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -20,6 +20,30 @@ class Transform(nn.Module):
         raise NotImplementedError
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class CouplingTransform(Transform):
+    """A coupling: a conditioner reads the part of x that passes through unchanged, and its output
+    theta sets an invertible map of the rest.
+
+        theta = condition(x, context)      reads only the kept part (the same in x and z)
+        forward:  couple(x, theta)         inverse:  couple(z, condition(z, context), inverse=True)
+
+    Splitting the two lets memory="invertible" rebuild x and re-run the layer from one
+    conditioner pass (recompute.py).
+    """
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.couple(x, self.condition(x, context))
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.couple(z, self.condition(z, context), inverse=True)  # z's kept part is x's: the same theta
+
+    def condition(self, x: Tensor, context: Tensor | None) -> object:
+        raise NotImplementedError
+
+    def couple(self, x: Tensor, theta: object, inverse: bool = False) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
 

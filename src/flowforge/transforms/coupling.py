@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
-from .base import Transform
-from .fused import coupling_forward, coupling_inverse
+from .base import CouplingTransform
+from .fused import coupling_blocks
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -34,7 +34,7 @@ def soft_clamp(s: Tensor, bound: float) -> Tensor:
     return bound * torch.tanh(s / bound)
 
 
-class AffineCoupling(Transform):
+class AffineCoupling(CouplingTransform):
     """Affine coupling (Real NVP) on vectors.
 
         x_A = x[mask == 1] passes through; (s, t) = net(x_A, context)
@@ -113,25 +113,28 @@ class AffineCoupling(Transform):
         if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             context, params = self.fused_args(x, context)
             inp = self.net.join(x[:, : self.split], context)
-            z, logabsdet, _ = coupling_forward(x, inp, self.split, self.bound, self.scale, params, keep=False)
-            return z, logabsdet
-        a, b = self._split(x)
-        s, t = self._scale_shift(a, context)
-        if s is None:
-            return self._merge(a, b + t), x.new_zeros(x.shape[0])
-        return self._merge(a, b * s.exp() + t), s.sum(1)
+            return coupling_blocks(x, inp, self.split, self.bound, self.scale, params)
+        return super().forward(x, context)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             context, params = self.fused_args(z, context)
             inp = self.net.join(z[:, : self.split], context)
-            x, logabsdet, _ = coupling_inverse(z, inp, self.split, self.bound, self.scale, params, keep=False)
-            return x, logabsdet
-        a, b = self._split(z)
-        s, t = self._scale_shift(a, context)  # a is unchanged by forward, hence the same s, t
+            return coupling_blocks(z, inp, self.split, self.bound, self.scale, params, inverse=True)
+        return super().inverse(z, context)
+
+    def condition(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, Tensor]:
+        """(s, t) from the kept part of x (s is None for the additive coupling); x's other part is not read."""
+        return self._scale_shift(self._split(x)[0], context)
+
+    def couple(self, x: Tensor, theta: tuple[Tensor | None, Tensor], inverse: bool = False) -> tuple[Tensor, Tensor]:
+        """The coupling given the conditioner's (s, t): the kept part of x passes through."""
+        (a, b), (s, t) = self._split(x), theta
         if s is None:
-            return self._merge(a, b - t), z.new_zeros(z.shape[0])
-        return self._merge(a, (b - t) * (-s).exp()), -s.sum(1)
+            return self._merge(a, b - t if inverse else b + t), x.new_zeros(x.shape[0])
+        if inverse:
+            return self._merge(a, (b - t) * (-s).exp()), -s.sum(1)
+        return self._merge(a, b * s.exp() + t), s.sum(1)
 
 
 class AdditiveCoupling(AffineCoupling):

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from .base import Transform
+from .base import CouplingTransform
 from .coupling import soft_clamp
 
 
@@ -22,7 +22,7 @@ def channel_mask(channels: int, first: bool = True) -> Tensor:
     return mask if first else 1 - mask
 
 
-class MaskedAffineCoupling(Transform):
+class MaskedAffineCoupling(CouplingTransform):
     """Affine coupling (Real NVP) on images, with a checkerboard or channel-wise mask m.
 
         (s, t) = net(x * m, context),  both zeroed where m = 1
@@ -53,10 +53,13 @@ class MaskedAffineCoupling(Transform):
         s = soft_clamp(s, self.bound) if self.scale else torch.zeros_like(s)
         return s * (1 - self.mask), t * (1 - self.mask)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        s, t = self._scale_shift(x, context)
-        return x * s.exp() + t, s.flatten(1).sum(1)
+    def condition(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(s, t), zero where the mask is 1; only x * mask is read."""
+        return self._scale_shift(x, context)
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        s, t = self._scale_shift(z, context)  # z * mask == x * mask, hence the same s, t
-        return (z - t) * (-s).exp(), -s.flatten(1).sum(1)
+    def couple(self, x: Tensor, theta: tuple[Tensor, Tensor], inverse: bool = False) -> tuple[Tensor, Tensor]:
+        """The coupling given (s, t); where the mask is 1, s = t = 0 and x passes through."""
+        s, t = theta
+        if inverse:
+            return (x - t) * (-s).exp(), -s.flatten(1).sum(1)
+        return x * s.exp() + t, s.flatten(1).sum(1)

@@ -7,11 +7,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from .base import Transform
+from .base import CouplingTransform
 from .maps import ElementwiseMap
 
 
-class Coupling(Transform):
+class Coupling(CouplingTransform):
     """Coupling layer with a pluggable elementwise map (neural spline coupling with SplineMap).
 
         x_A = x[mask == 1] passes through; params = net(x_A, context)
@@ -39,14 +39,13 @@ class Coupling(Transform):
         self.map_fn = map_fn
         self.net = net_factory(len(identity), len(transformed) * map_fn.params_per_feature)
 
-    def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+    def condition(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """The map's parameters, (batch, transformed features, params per feature), from x's kept part."""
+        params = self.net(x.index_select(1, self.identity_index), context)
+        return params.view(x.shape[0], len(self.transformed_index), self.map_fn.params_per_feature)
+
+    def couple(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
+        """The coupling given the map's parameters: the kept part of x passes through."""
         a, b = x.index_select(1, self.identity_index), x.index_select(1, self.transformed_index)
-        params = self.net(a, context).view(x.shape[0], b.shape[1], self.map_fn.params_per_feature)
         b, logabsdet = self.map_fn(b, params, inverse=inverse)
         return torch.cat([a, b], dim=1).index_select(1, self.merge_index), logabsdet
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._couple(x, context, inverse=False)
-
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._couple(z, context, inverse=True)  # z_A == x_A, hence the same params

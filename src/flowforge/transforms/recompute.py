@@ -17,8 +17,11 @@ t's forward, one pass, so it is recomputed when t is exact (IAF). Random layers 
 conditioner) would recompute differently: flag them. A layer holding an InvertibleCompose (the
 coarser levels inside a multi-scale Split) runs under ordinary autograd too: its inner stretches
 keep only their outputs already, and rebuilding it whole would run them a second time.
-A fused AffineCoupling rebuilds its input and its saved tensors in one conditioner pass
-(fused.py), so its backward costs one conditioner pass more than ordinary autograd's.
+A CouplingTransform (the vector, image and spline couplings)
+rebuilds its input and re-runs itself from one conditioner pass: the conditioner reads only the
+kept part, which input and output share, so its (s, t) and their graph serve both the inverse
+and the re-run (a fused AffineCoupling does the same by hand, fused.py). Its backward then costs
+one conditioner pass more than ordinary autograd's; other layers pay an inverse and a forward.
 Recomputed inputs carry the round-trip error of the inverse (~1e-16 relative in float64).
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Compose, Inverse, Transform
+from .base import Compose, CouplingTransform, Inverse, Transform
 from .coupling import AffineCoupling
 from .fused import coupling_backward, coupling_inverse
 from .norm import BatchNorm
@@ -122,23 +125,40 @@ def _layer_backward(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Rebuild the layer's input x from z; return x, dL/dx and dL/dcontext (params into grads)."""
     if isinstance(layer, AffineCoupling) and layer.is_fused and layer.net.autocast_dtype is None:  # float32-only kernel
-        return _coupling_backward(layer, z, context, grad_z, grad_logabsdet, grads, wants_context)
-    with torch.no_grad():
-        x = layer.inverse(z, context)[0]
+        return _fused_coupling_backward(layer, z, context, grad_z, grad_logabsdet, grads, wants_context)
     params = [p for p in layer.parameters() if p.requires_grad]
     with torch.enable_grad():
-        x = x.detach().requires_grad_()
         c = context.detach().requires_grad_() if wants_context else context
-        z_again, logabsdet = layer(x, c)
+        x, leaves, (z_again, logabsdet) = _rerun(layer, z, c)
         pairs = [(o, g) for o, g in ((z_again, grad_z), (logabsdet, grad_logabsdet)) if o.requires_grad]
-        inputs = [x] + ([c] if wants_context else []) + params
+        inputs = [*leaves] + ([c] if wants_context else []) + params
         values = torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True)
     _accumulate(grads, params, values[len(inputs) - len(params) :])
-    grad_x = values[0] if values[0] is not None else torch.zeros_like(x)
-    return x.detach(), grad_x, (values[1] if wants_context else None)
+    parts = [g for g in values[: len(leaves)] if g is not None]
+    grad_x = sum(parts[1:], parts[0]) if parts else torch.zeros_like(x)
+    return x, grad_x, (values[len(leaves)] if wants_context else None)
 
 
-def _coupling_backward(
+def _rerun(layer: Transform, z: Tensor, context: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, Tensor]]:
+    """x = layer^-1(z) and layer(x) again with a graph, whose leaves' gradients sum to dL/dx.
+
+    A coupling needs one conditioner pass: `kept` (= z, read only through the kept part, which
+    is x's) feeds the conditioner, and `moved` (= x, the inverse's result) the coupling itself.
+    """
+    if isinstance(layer, CouplingTransform):
+        kept = z.detach().requires_grad_()
+        theta = layer.condition(kept, context)
+        with torch.no_grad():
+            x = layer.couple(z, theta, inverse=True)[0]
+        moved = x.requires_grad_()
+        return x.detach(), (kept, moved), layer.couple(moved, theta)
+    with torch.no_grad():
+        x = layer.inverse(z, context)[0]
+    x = x.requires_grad_()
+    return x.detach(), (x,), layer(x, context)
+
+
+def _fused_coupling_backward(
     layer: AffineCoupling, z: Tensor, context: Tensor | None, grad_z: Tensor, grad_logabsdet: Tensor,
     grads: dict[Tensor, Tensor], wants_context: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
