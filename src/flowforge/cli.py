@@ -108,7 +108,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--compile", action="store_true", help="torch.compile the flow (falls back to eager with a warning where unsupported)")
     p.add_argument("--memory", choices=tuple(MEMORY), default=d.memory,
                    help="invertible: training memory constant in depth, each layer's input recomputed by its inverse "
-                        f"in the backward pass, for about 1.3x the step time (2x for images) (default {d.memory})")
+                        f"in the backward pass, for about 1.3x the step time (default {d.memory})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<data>-<model>-<timestamp>)")
     p.add_argument("--save-every", type=POSITIVE_INT, metavar="STEPS",

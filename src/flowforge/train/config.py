@@ -37,7 +37,7 @@ class TrainConfig:
         precision: "fp32", or "bf16"/"fp16" autocast for the conditioner networks only.
         compile: torch.compile the flow (falls back to eager with a warning where unsupported).
         memory: "standard", or "invertible": training memory constant in depth, each layer's input
-            recomputed from its output by the layer's inverse (about 1.3x the step time, 2x for images).
+            recomputed from its output by the layer's inverse (about 1.3x the step time).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
     """
 
