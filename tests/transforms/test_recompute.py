@@ -195,3 +195,30 @@ def test_a_coupling_is_rebuilt_from_one_conditioner_pass(name: str) -> None:
     (z.square().sum() + logabsdet.sum()).backward()
     assert calls == [False, True]
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_users_coupling_transform_is_rebuilt_from_one_pass_with_ordinary_gradients() -> None:
+    class Shift(CouplingTransform):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+        def condition(self, x: Tensor, context: Tensor | None) -> Tensor:
+            return self.net(x[:, :2])
+
+        def couple(self, x: Tensor, t: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
+            s = torch.tanh(t)
+            b = (x[:, 2:] - t) * (-s).exp() if inverse else x[:, 2:] * s.exp() + t
+            return torch.cat([x[:, :2], b], 1), (-1 if inverse else 1) * s.sum(1)
+
+    torch.manual_seed(0)
+    layers = Compose([Shift().double(), Reverse(), Shift().double()])
+    x = torch.randn(9, 5, dtype=torch.float64)
+    weights = (torch.randn(9, 5, dtype=torch.float64), torch.randn(9, dtype=torch.float64))
+    reference = gradients(layers, x, None, weights)
+    calls = []
+    for layer in (layers[0], layers[2]):
+        layer.net.register_forward_hook(lambda *_: calls.append(1))
+    ours = gradients(InvertibleCompose(list(layers)), x, None, weights)
+    assert_same_gradients(ours, reference, torch.float64)
+    assert len(calls) == 2 + 2  # our forward pass, then one pass per coupling in the backward pass
