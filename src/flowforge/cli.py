@@ -92,7 +92,9 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr, help=f"peak learning rate, cosine decay (default {d.lr})")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed, help=f"seed for data, split, init and batches (default {d.seed})")
-    p.add_argument("--n", type=POSITIVE_INT, default=d.n, help="rows: toys draw N points (default 20000); digits and files use a random subset of N rows")
+    p.add_argument("--n", "--rows", dest="n", type=POSITIVE_INT, default=d.n,
+                   help="rows: toys draw N points (default 20000); digits and files use a random subset of N rows "
+                        "(under torchrun write --rows: torchrun takes --n for its own --nnodes)")
     p.add_argument("--test-fraction", type=OPEN_FRACTION, default=d.test_fraction,
                    help=f"share of rows held out for the test NLL (default {d.test_fraction})")
     p.add_argument("--val-fraction", type=FRACTION, default=d.val_fraction,

@@ -27,11 +27,12 @@ from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from ..metrics import bits_per_dim, nats_to_bits_per_dim
+from . import distributed
 from .checkpoint import atomic_write_text
 from .config import TrainConfig
 from .history import History
 from .placement import maybe_compile, resolve_device
-from .run import RunResult, _claim_folder, _finite, _to_json, default_folder, fit_run
+from .run import RunResult, _claim_run_folder, _finite, _to_json, fit_run
 
 if TYPE_CHECKING:
     from .resume import Resume
@@ -81,9 +82,14 @@ def build_image_model(config: TrainConfig, image_shape: tuple[int, ...], levels:
     return build_model(name, image_shape=list(image_shape), pixel_levels=levels, memory=config.memory, **options)
 
 
-def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | None = None, resume: Resume | None = None) -> RunResult:
+def train_image_run(
+    config: TrainConfig, image_size: int | tuple[int, int] | None = None, resume: Resume | None = None,
+    device: torch.device | None = None,
+) -> RunResult:
     """Load the images, split off the test set, train, write the run folder; metrics include test_bpd.
-    With `resume`, continue that run (train/resume.py); its config already holds the image defaults."""
+    With `resume`, continue that run (train/resume.py); its config already holds the image defaults.
+    `device` defaults to config.device resolved; under torchrun every rank trains its shard of each
+    batch (DDP) and rank 0 alone writes the folder and measures the test set."""
     config = with_image_defaults(config) if resume is None else config
     images = load_images(config.data, size=image_size)
     x = images.x.astype(np.float32)
@@ -94,7 +100,7 @@ def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | Non
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     flow = build_image_model(config, x.shape[1:], images.levels)
-    folder = resume.folder if resume is not None else _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
+    folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {
         "flowforge_version": __version__, "config": config.to_dict(), "model": flow.spec,
@@ -104,23 +110,28 @@ def train_image_run(config: TrainConfig, image_size: int | tuple[int, int] | Non
     if resume is not None:
         resume.check_same_data(resolved)
         flow.load_state_dict(resume.weights)
-    atomic_write_text(folder / "config.json", _to_json(resolved))
-    flow.to(resolve_device(config.device))
+    if distributed.is_main():
+        atomic_write_text(folder / "config.json", _to_json(resolved))
+    flow.to(device if device is not None else resolve_device(config.device))
     maybe_compile(flow, config.compile)
     history, stopped_by = fit_run(flow, train, config, folder, resume=resume.state if resume is not None else None)
     if stopped_by is not None:
         return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
-    metrics = _image_metrics(flow, history, config, train, test)
+    test_bpd = bits_per_dim(flow, test, seed=config.seed)  # every rank: each scores its shard of the test set
+    if not distributed.is_main():
+        return RunResult(folder, {})
+    metrics = _image_metrics(flow, history, config, train, test, test_bpd)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     uncompile(flow).cpu()  # the plots take numpy arrays; eager, so no second compile on the CPU
     write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed)
     return RunResult(folder, metrics)
 
 
-def _image_metrics(flow: Flow, history: History, config: TrainConfig, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+def _image_metrics(
+    flow: Flow, history: History, config: TrainConfig, train: np.ndarray, test: np.ndarray, test_bpd: float
+) -> dict[str, Any]:
     dims = math.prod(flow.event_shape)
     tail = history.train_nll[-max(1, len(history.train_nll) // 50):]
-    test_bpd = bits_per_dim(flow, test, seed=config.seed)
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     flow.sample(1000)

@@ -90,9 +90,7 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     if is_image_run(config):  # glow/realnvp on digits or image files: image models, bits/dim, image plots
         if config.context_columns:
             raise FlowforgeError(f"context columns are for tables; {config.model} on {config.data} trains an unconditional image model")
-        if distributed.is_distributed():
-            raise FlowforgeError("image runs train in one process for now; under torchrun use flowforge.fit in a script (it runs DDP)")
-        return train_image_run(config, resume=resume)
+        return train_image_run(config, resume=resume, device=device)
     x, names = data.load_table(config.data, n=config.n, seed=config.seed)
     columns = data.find_columns(config.context_columns, names, x.shape[1], config.data) if config.context_columns else []
     train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
