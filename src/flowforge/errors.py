@@ -1,5 +1,14 @@
 """flowforge's own exception type: every user-facing error names the problem."""
+from __future__ import annotations
+
+from typing import Any
 
 
 class FlowforgeError(ValueError):
     """Bad input, bad option or bad file. Subclasses ValueError so generic handlers still work."""
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """Named error unless value is an integer (not a bool) of at least `minimum`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise FlowforgeError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
-from ..errors import FlowforgeError
+from ..errors import FlowforgeError, check_int
 from ..nn import MLP
 from ..transforms import (
     ActNorm,
@@ -37,14 +37,11 @@ MEMORY = {"standard": Compose, "invertible": InvertibleCompose}
 
 def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0) -> None:
     """Named errors for impossible sizes, before any torch call sees them."""
-    if not isinstance(features, int) or features < 2:
-        raise FlowforgeError(f"features must be an integer >= 2 for coupling flows, got {features!r}")
-    if not isinstance(layers, int) or layers < 1:
-        raise FlowforgeError(f"layers must be a positive integer, got {layers!r}")
-    if not all(isinstance(h, int) and h > 0 for h in hidden):
+    check_int("features (coupling flows need two)", features, 2)
+    check_int("layers", layers, 1)
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         raise FlowforgeError(f"hidden must be positive integers, got {list(hidden)!r}")
-    if not isinstance(context_features, int) or context_features < 0:
-        raise FlowforgeError(f"context_features must be a non-negative integer, got {context_features!r}")
+    check_int("context_features", context_features, 0)
 
 
 def _choose(table: dict, key: Any, what: str) -> Any:

@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ..errors import FlowforgeError
+from ..errors import FlowforgeError, check_int
 from ..flows.builders import MEMORY
 from ..flows.registry import MODELS
 
@@ -67,16 +67,16 @@ class TrainConfig:
         # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__
         object.__setattr__(self, "hidden", tuple(self.hidden))
         for name in ("layers", "steps", "batch_size"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("seed", self.seed, minimum=0)
         if self.n is not None:
-            _check_int("n", self.n, minimum=2)
+            check_int("n", self.n, minimum=2)
         if self.threads is not None:
-            _check_int("threads", self.threads, minimum=1)
+            check_int("threads", self.threads, minimum=1)
         if self.patience is not None:
-            _check_int("patience", self.patience, minimum=1)
+            check_int("patience", self.patience, minimum=1)
         if self.save_every is not None:
-            _check_int("save_every", self.save_every, minimum=1)
+            check_int("save_every", self.save_every, minimum=1)
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise FlowforgeError(f"unknown device {self.device!r}; choose from auto, cpu, cuda (or cuda:N)")
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -86,7 +86,7 @@ class TrainConfig:
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:
-            _check_int("hidden", width, minimum=1)
+            check_int("hidden", width, minimum=1)
         if not _is_number(self.lr) or not self.lr > 0:
             raise FlowforgeError(f"lr must be a positive number, got {self.lr!r}")
         if not _is_number(self.test_fraction) or not 0 < self.test_fraction < 1:
@@ -119,8 +119,3 @@ class TrainConfig:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise FlowforgeError(f"{name} must be an integer >= {minimum}, got {value!r}")
