@@ -37,7 +37,7 @@ MEMORY = {"standard": Compose, "invertible": InvertibleCompose}
 
 def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0) -> None:
     """Named errors for impossible sizes, before any torch call sees them."""
-    check_int("features (coupling flows need two)", features, 2)
+    check_int("features", features, 2)  # a coupling needs a part to keep and a part to transform
     check_int("layers", layers, 1)
     if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         raise FlowforgeError(f"hidden must be positive integers, got {list(hidden)!r}")
