@@ -23,6 +23,15 @@ def _run(out: Path, processes: int, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def _cli(flags: list[str], out: Path, processes: int) -> str:
+    """`flowforge <flags> --out out` in one process or under torchrun; returns its stdout."""
+    launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
+    command = [sys.executable, *launch, "-m", "flowforge", *flags, "--out", str(out)]
+    done = subprocess.run(command, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def _assert_same_weights(a: Path, b: Path) -> None:
     left, right = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
     assert left.keys() == right.keys()
@@ -50,14 +59,8 @@ def test_ddp_resume_after_interruption_matches(tmp_path: Path) -> None:
 def test_torchrun_cli_train_matches_single_process(tmp_path: Path) -> None:
     """`torchrun -m flowforge train` (2 ranks) writes one run folder equal to a 1-process run's."""
     flags = ["train", "--data", "moons", "--steps", "30", "--layers", "2", "--hidden", "16", "16", "--threads", "1", "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "flowforge", *flags, "--out", str(tmp_path / "one")],
-                            check=False, env=env, capture_output=True, text=True, timeout=240)
-    assert single.returncode == 0, single.stderr[-2000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "flowforge",
-                          *flags, "--out", str(tmp_path / "two")], check=False, env=env, capture_output=True, text=True, timeout=240)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert ddp.stdout.count("test_nll") == 1  # rank 0 alone reports
+    _cli(flags, tmp_path / "one", processes=1)
+    assert _cli(flags, tmp_path / "two", processes=2).count("test_nll") == 1  # rank 0 alone reports
     one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
     assert abs(one["test_nll"] - two["test_nll"]) < 1e-4
     assert sorted(p.name for p in (tmp_path / "two").rglob("*")) == sorted(p.name for p in (tmp_path / "one").rglob("*"))
@@ -70,14 +73,8 @@ def test_torchrun_image_run_trains_on_both_ranks_and_writes_one_folder(tmp_path:
     """An image model under `torchrun -m flowforge train`: DDP on the shards of each batch, one folder."""
     flags = ["train", "--data", "digits", "--model", "glow", "--steps", "12", "--layers", "1", "--hidden", "8",
              "--rows", "200", "--threads", "1", "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "flowforge", *flags, "--out", str(tmp_path / "one")],
-                            check=False, env=env, capture_output=True, text=True, timeout=240)
-    assert single.returncode == 0, single.stderr[-2000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "flowforge",
-                          *flags, "--out", str(tmp_path / "two")], check=False, env=env, capture_output=True, text=True, timeout=240)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert ddp.stdout.count("test_bpd") == 1  # rank 0 alone reports
+    _cli(flags, tmp_path / "one", processes=1)
+    assert _cli(flags, tmp_path / "two", processes=2).count("test_bpd") == 1  # rank 0 alone reports
     assert sorted(p.name for p in (tmp_path / "two").rglob("*")) == sorted(p.name for p in (tmp_path / "one").rglob("*"))
     one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
     assert two["steps_run"] == 12 and two["n_train"] == one["n_train"]
