@@ -17,11 +17,11 @@ t's forward, one pass, so it is recomputed when t is exact (IAF). Random layers 
 conditioner) would recompute differently: flag them. A layer holding an InvertibleCompose (the
 coarser levels inside a multi-scale Split) runs under ordinary autograd too: its inner stretches
 keep only their outputs already, and rebuilding it whole would run them a second time.
-A CouplingTransform (the vector, image and spline couplings)
-rebuilds its input and re-runs itself from one conditioner pass: the conditioner reads only the
-kept part, which input and output share, so its (s, t) and their graph serve both the inverse
-and the re-run (a fused AffineCoupling does the same by hand, fused.py). Its backward then costs
-one conditioner pass more than ordinary autograd's; other layers pay an inverse and a forward.
+A CouplingTransform (the vector, image and spline couplings) rebuilds its input and re-runs
+itself from one conditioner pass: the conditioner reads only the kept part, which input and
+output share, so its (s, t) and their graph serve both the inverse and the re-run (a fused
+AffineCoupling does the same by hand, fused.py). Its backward then costs one conditioner pass
+more than ordinary autograd's; other layers pay an inverse and a forward.
 Recomputed inputs carry the round-trip error of the inverse (~1e-16 relative in float64).
 """
 from __future__ import annotations
