@@ -51,38 +51,41 @@ def coupling_blocks(
 ) -> tuple[Tensor, Tensor]:
     """The coupling (or its inverse) with nothing kept for a backward pass: (y, log|det dy/dx|).
 
-    On CPU the rows go through in blocks of `block_rows` (GPUs take the whole batch as one): each
-    block runs the MLP into reused buffers (no allocation per block, so they stay in cache) and
-    then its own share of the coupling arithmetic while its conditioner output is still in cache.
-    About 1.1-1.7x faster than the whole batch at once on CPU. inp is x_A (plus any context).
+    On CPU the conditioner runs on blocks of `block_rows` rows (GPUs take the whole batch), which
+    is ~1.1-1.7x faster than the whole batch at once; the coupling's own arithmetic then runs once
+    on the whole batch (per block it is no faster, and small blocks pay per-call overhead).
+    inp is x_A (plus any context).
     """
-    n, m = x.shape[0], x.shape[1] - k
-    rows = block_rows(params, x.element_size()) if x.device.type == "cpu" else n
-    rows = max(1, min(rows, n))
+    rows = block_rows(params, x.element_size())
+    blocked = x.device.type == "cpu" and x.shape[0] > rows
+    out = _mlp_blocks(inp, params, rows) if blocked else mlp_forward(inp, params)[0]
     y = torch.empty_like(x)
     y[:, :k] = x[:, :k]
-    logabsdet = x.new_zeros(n)
-    buffers = [x.new_empty(rows, params[i].shape[0]) for i in range(0, len(params), 2)]
-    s_buffer = x.new_empty(rows, m) if scale else None
+    if not scale:
+        (torch.sub if inverse else torch.add)(x[:, k:], out, out=y[:, k:])
+        return y, x.new_zeros(x.shape[0])
+    m = x.shape[1] - k
+    s = torch.tanh(out[:, :m] / bound).mul_(bound)  # soft clamp: |s| < bound
+    logabsdet = s.sum(1)
+    if inverse:  # x_B = (z_B - t) e^-s
+        torch.sub(x[:, k:], out[:, m:], out=y[:, k:]).mul_(s.neg_().exp_())
+        return y, logabsdet.neg_()
+    torch.addcmul(out[:, m:], x[:, k:], s.exp_(), out=y[:, k:])  # z_B = x_B e^s + t
+    return y, logabsdet
+
+
+def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int) -> Tensor:
+    """The MLP on `rows` rows at a time, each hidden layer written into one reused buffer (no
+    allocation per block, so the buffers stay in cache) and the output straight into its rows."""
+    n = inp.shape[0]
+    out = torch.empty(n, params[-1].shape[0], dtype=inp.dtype, device=inp.device)
+    buffers = [inp.new_empty(rows, params[i].shape[0]) for i in range(0, len(params) - 2, 2)]
     for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        h = inp[start:stop]
-        for i, buffer in zip(range(0, len(params), 2), buffers):
-            h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: stop - start])
-            if i + 2 < len(params):
-                h.relu_()
-        x_b, y_b = x[start:stop, k:], y[start:stop, k:]
-        if not scale:
-            (torch.sub if inverse else torch.add)(x_b, h, out=y_b)
-            continue
-        # s = bound * tanh(s_raw / bound); forward y_B = x_B e^s + t, inverse y_B = (x_B - t) e^-s
-        s = torch.mul(h[:, :m], 1 / bound, out=s_buffer[: stop - start]).tanh_().mul_(bound)
-        torch.sum(s, 1, out=logabsdet[start:stop])
-        if inverse:
-            torch.sub(x_b, h[:, m:], out=y_b).mul_(s.neg_().exp_())
-        else:
-            torch.addcmul(h[:, m:], x_b, s.exp_(), out=y_b)
-    return y, (logabsdet.neg_() if inverse else logabsdet)
+        h = inp[start : start + rows]
+        for i, buffer in zip(range(0, len(params) - 2, 2), buffers):
+            h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: h.shape[0]]).relu_()
+        torch.addmm(params[-1], h, params[-2].t(), out=out[start : start + h.shape[0]])
+    return out
 
 
 def coupling_inverse(
