@@ -39,8 +39,9 @@ def test_no_grad_log_prob_and_sample_equal_the_plain_ops(rows: int, monkeypatch)
         (lambda: flowforge.NICE(6, layers=2, hidden=(64,)), None),  # additive: no scale
         (lambda: flowforge.RealNVP(6, layers=2, hidden=()), None),  # the conditioner is one Linear
         (lambda: flowforge.RealNVP(6, layers=2, hidden=(64, 32), context_features=3), torch.randn(700, 3, dtype=torch.float64)),
+        (lambda: flowforge.RealNVP(2, layers=3, hidden=(64, 64)), None),  # one input feature: addcmul, not a GEMM
     ],
-    ids=["nice", "no-hidden", "context"],
+    ids=["nice", "no-hidden", "context", "one-input-feature"],
 )
 def test_blocked_kernel_covers_additive_linear_and_conditional_couplings(build, context, monkeypatch) -> None:
     monkeypatch.setattr(fused, "BLOCK_BYTES", 256 * 64 * 8)
@@ -48,7 +49,7 @@ def test_blocked_kernel_covers_additive_linear_and_conditional_couplings(build, 
     flow = build().double()
     for p in flow.parameters():
         p.data.normal_(0, 0.3)
-    x = torch.randn(700, 6, dtype=torch.float64)
+    x = torch.randn(700, flow.event_shape[0], dtype=torch.float64)
     with torch.no_grad():
         fast, latents = flow.log_prob(x, context), flow.transform(x, context)[0]
         decoded = flow.transform.inverse(latents, context)[0]

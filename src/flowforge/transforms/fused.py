@@ -10,6 +10,7 @@ Saved per coupling: the input x, the conditioner's hidden activations, and e = e
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import torch
@@ -32,6 +33,28 @@ def block_rows(params: tuple[Tensor, ...], element_size: int) -> int:
     """Rows per block: the widest hidden layer of BLOCK_BYTES (1024 rows at H=1024, 4096 at H=256)."""
     widest = max(params[i].shape[0] for i in range(0, len(params), 2))
     return max(256, BLOCK_BYTES // (widest * element_size))
+
+
+SCRATCH_BYTES = 32 << 20  # at most this much is kept between calls, per thread and dtype
+_scratch = threading.local()  # per thread: two threads running flows must not share buffers
+
+
+def scratch(numel: int, like: Tensor) -> Tensor:
+    """A flat buffer of `numel` elements of like's dtype, kept between calls on CPU.
+
+    The no-grad kernel's buffers (the blocks' hidden layers, the conditioner's output) are
+    reused instead of allocated on every call: glibc hands blocks of a few MiB back to the OS on
+    free, and the page faults of touching them again cost 5-20% of a log_prob, more or less
+    depending on the state of the heap. GPUs (torch's caching allocator) and requests over
+    SCRATCH_BYTES get a plain allocation.
+    """
+    if like.device.type != "cpu" or numel * like.element_size() > SCRATCH_BYTES:
+        return like.new_empty(numel)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(like.dtype)
+    if buffer is None or buffer.numel() < numel:
+        buffer = buffers[like.dtype] = like.new_empty(numel)
+    return buffer[:numel]
 
 
 def mlp_forward(inp: Tensor, params: tuple[Tensor, ...]) -> tuple[Tensor, list[Tensor]]:
@@ -78,12 +101,20 @@ def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int) -> Tensor:
     """The MLP on `rows` rows at a time, each hidden layer written into one reused buffer (no
     allocation per block, so the buffers stay in cache) and the output straight into its rows."""
     n = inp.shape[0]
-    out = torch.empty(n, params[-1].shape[0], dtype=inp.dtype, device=inp.device)
-    buffers = [inp.new_empty(rows, params[i].shape[0]) for i in range(0, len(params) - 2, 2)]
+    widths = [params[i].shape[0] for i in range(0, len(params) - 2, 2)]
+    flat = scratch(rows * sum(widths) + n * params[-1].shape[0], inp)
+    buffers = []
+    for width in widths:
+        buffers.append(flat[: rows * width].view(rows, width))
+        flat = flat[rows * width :]
+    out = flat.view(n, params[-1].shape[0])  # read by the caller before the next call reuses it
     for start in range(0, n, rows):
         h = inp[start : start + rows]
         for i, buffer in zip(range(0, len(params) - 2, 2), buffers):
-            h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: h.shape[0]]).relu_()
+            if params[i].shape[1] == 1:  # one input feature (d=2, no context): an outer product, ~1.4x faster than a GEMM
+                h = torch.addcmul(params[i + 1], h, params[i].view(1, -1), out=buffer[: h.shape[0]]).relu_()
+            else:
+                h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: h.shape[0]]).relu_()
         torch.addmm(params[-1], h, params[-2].t(), out=out[start : start + h.shape[0]])
     return out
 
