@@ -12,7 +12,7 @@ def compile(flow: Flow, **options: Any) -> Flow:
     log_prob, encode and training through `fit` then run the compiled forward pass; parameters,
     state_dict and checkpoints are unchanged. `options` go to torch.compile (e.g. mode="max-autotune",
     dynamic=False); on the CPU, unless they set a mode or inductor options, inductor's C++ wrapper
-    is on (a faster step, a slightly slower first compile). The vector flows trace without graph breaks in `log_prob` and `sample` (the
+    is on (a faster step). The vector flows trace without graph breaks in `log_prob` and `sample` (the
     finiteness checks are skipped while tracing), so `torch.compile(flow.sample)` compiles sampling
     whole too. The first call of each new input shape pays the compile time (seconds to a minute);
     on CPU inductor needs a C compiler. Hand-written kernels (fused couplings, memory="invertible")
@@ -24,17 +24,13 @@ def compile(flow: Flow, **options: Any) -> Flow:
         >>> flow.log_prob(torch.zeros(3, 2)).shape
         torch.Size([3])
     """
-    if options.get("backend", "inductor") == "inductor" and "mode" not in options and "options" not in options and _on_cpu(flow):
+    on_cpu = flow._anchor().device.type == "cpu"
+    if options.get("backend", "inductor") == "inductor" and "mode" not in options and "options" not in options and on_cpu:
         # inductor's C++ wrapper calls the generated kernels without Python in between: a CPU train
-        # step is ~7% faster (d=64, 8 couplings of H=512: 30.1 vs 32.4 ms); the first compile is slower
+        # step is ~7% faster (d=64, 8 couplings of H=512: 30.1 vs 32.4 ms), the first compile as long
         options["options"] = {"cpp_wrapper": True}
     flow.transform.compile(**options)
     return flow
-
-
-def _on_cpu(flow: Flow) -> bool:
-    anchor = next(iter(flow.parameters()), None)
-    return anchor is None or anchor.device.type == "cpu"
 
 
 def uncompile(flow: Flow) -> Flow:

@@ -43,10 +43,10 @@ def scratch(numel: int, like: Tensor) -> Tensor:
     """A flat buffer of `numel` elements of like's dtype, kept between calls on CPU.
 
     The no-grad kernel's buffers (the blocks' hidden layers, the conditioner's output) are
-    reused instead of allocated on every call: glibc hands blocks of a few MiB back to the OS on
-    free, and the page faults of touching them again cost 5-20% of a log_prob, more or less
-    depending on the state of the heap. GPUs (torch's caching allocator) and requests over
-    SCRATCH_BYTES get a plain allocation.
+    reused instead of allocated on every call: glibc can hand blocks of a few MiB back to the OS
+    on free, and touching fresh pages again costs page faults (how often depends on the heap's
+    state; side by side in one process the two measured the same). GPUs (torch's caching
+    allocator) and requests over SCRATCH_BYTES get a plain allocation.
     """
     if like.device.type != "cpu" or numel * like.element_size() > SCRATCH_BYTES:
         return like.new_empty(numel)
