@@ -169,8 +169,9 @@ class Flow(nn.Module):
             xs.append(x)
             if with_log_prob:
                 lps.append(self._base_log_prob(z, c) - logabsdet)
-        x = torch.cat(xs)[:n]
-        return x, (torch.cat(lps)[:n] if with_log_prob else None)
+        if len(xs) == 1:  # one chunk: no copy of the whole sample
+            return xs[0], (lps[0] if with_log_prob else None)
+        return torch.cat(xs), (torch.cat(lps) if with_log_prob else None)
 
 
 def _check_finite_rows(y: Tensor, name: str) -> Tensor:

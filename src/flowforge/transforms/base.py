@@ -6,6 +6,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from .inplace import in_place_pass, run_in_place
+
 
 class Transform(nn.Module):
     """A bijection f from data x to latent z with a tractable log|det df/dx|.
@@ -64,6 +66,8 @@ class Compose(Transform):
         return iter(self.transforms)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if in_place_pass(x):  # no autograd: one buffer, overwritten layer by layer (inplace.py)
+            return run_in_place(self.transforms, x, context, inverse=False)
         total = x.new_zeros(x.shape[0])
         for transform in self.transforms:
             x, logabsdet = transform(x, context)
@@ -71,6 +75,8 @@ class Compose(Transform):
         return x, total
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if in_place_pass(z):
+            return run_in_place(reversed(self.transforms), z, context, inverse=True)
         total = z.new_zeros(z.shape[0])
         for transform in reversed(self.transforms):
             z, logabsdet = transform.inverse(z, context)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
 from .base import CouplingTransform
-from .fused import coupling_blocks
+from .fused import coupling_, coupling_blocks
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -122,6 +122,17 @@ class AffineCoupling(CouplingTransform):
             inp = self.net.join(z[:, : self.split], context)
             return coupling_blocks(z, inp, self.split, self.bound, self.scale, params, inverse=True)
         return super().inverse(z, context)
+
+    def steps_in_place(self, x: Tensor) -> bool:
+        """Runs in place in a no-grad Compose pass (inplace.py): the hand-written kernel's case."""
+        return self.is_fused and self.net.autocast_dtype is None and x.dtype == self.net.linears()[0].weight.dtype
+
+    def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
+        """The coupling in place on x, whose columns are reversed when `flipped` (inplace.py)."""
+        context, params = self.fused_args(x, context)
+        kept = x[:, x.shape[1] - self.split :] if flipped else x[:, : self.split]
+        inp = self.net.join(kept, context)
+        return coupling_(x, inp, self.split, self.bound, self.scale, params, inverse, flipped), flipped
 
     def condition(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, Tensor]:
         """(s, t) from the kept part of x (s is None for the additive coupling); x's other part is not read."""

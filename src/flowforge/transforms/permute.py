@@ -44,3 +44,10 @@ class Reverse(Transform):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z.flip(self.dim), zero_logabsdet(z)
+
+    def steps_in_place(self, x: Tensor) -> bool:
+        return self.dim in (1, -1) and x.dim() == 2
+
+    def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[None, bool]:
+        """In a no-grad Compose pass nothing moves: the next layers read x's columns reversed (inplace.py)."""
+        return None, not flipped

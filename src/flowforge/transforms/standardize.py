@@ -47,3 +47,16 @@ class Standardize(Transform):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z * self.scale + self.mean, self.scale.log().sum().expand(z.shape[0])
+
+    def steps_in_place(self, x: Tensor) -> bool:
+        return x.dtype == self.mean.dtype
+
+    def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
+        """The same map in place on x, whose columns are reversed when `flipped` (inplace.py)."""
+        mean, scale = (self.mean.flip(0), self.scale.flip(0)) if flipped else (self.mean, self.scale)
+        logabsdet = scale.log().sum().expand(x.shape[0])
+        if inverse:
+            x.mul_(scale).add_(mean)
+            return logabsdet, flipped
+        x.sub_(mean).div_(scale)
+        return -logabsdet, flipped
