@@ -20,13 +20,17 @@ def timed(fn, reps: int) -> float:
 
 
 def interleaved(fns: dict[str, object], rounds: int, reps: int) -> dict[str, float]:
-    """Median seconds per call of each fn, timing all of them in turn each round (after a warm-up)."""
+    """Median seconds per call of each fn, timing all of them in turn each round (after a warm-up).
+
+    Each round starts one place further along the list, so no fn always runs right after the same
+    other one (whose freed memory, or cache state, it would inherit every time)."""
     for fn in fns.values():
         fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            samples[key].append(timed(fn, reps))
+    keys = list(fns)
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            samples[key].append(timed(fns[key], reps))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
