@@ -50,7 +50,9 @@ class CouplingTransform(Transform):
 
 
 class Compose(Transform):
-    """f = f_n o ... o f_1: runs layers in order, sums log-dets; inverts in reverse order."""
+    """f = f_n o ... o f_1: runs layers in order, sums log-dets; inverts in reverse order.
+
+    Without autograd, layers that can run in place do so on one copy of the input (inplace.py)."""
 
     def __init__(self, transforms: Iterable[Transform]) -> None:
         super().__init__()

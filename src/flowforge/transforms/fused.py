@@ -1,10 +1,11 @@
 """The affine coupling with a ReLU MLP conditioner, forward and backward written out by hand.
 
 The conditioner's products are `addmm`s, its ReLUs run in place, and the halves of z and of
-dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_blocks`
-for no-grad passes on contiguous [kept | transformed] splits with a ReLU `MLP` (with gradients
-on it uses plain autograd ops, which torch.func and double backward need); `recompute.py`
-runs `coupling_backward` on tensors that `coupling_inverse` rebuilt from the output.
+dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` (in place,
+inside a no-grad Compose pass: inplace.py) or `coupling_blocks` (on a copy) for no-grad passes
+on contiguous [kept | transformed] splits with a ReLU `MLP` (with gradients on it uses plain
+autograd ops, which torch.func and double backward need); `recompute.py` runs
+`coupling_backward` on tensors that `coupling_inverse` rebuilt from the output.
 
 Saved per coupling: the input x, the conditioner's hidden activations, and e = exp(s).
 """

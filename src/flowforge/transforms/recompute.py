@@ -32,6 +32,7 @@ from torch import Tensor
 from .base import Compose, CouplingTransform, Inverse, Transform
 from .coupling import AffineCoupling
 from .fused import coupling_backward, coupling_inverse
+from .inplace import run_in_place
 from .norm import BatchNorm
 
 
@@ -89,10 +90,7 @@ class _Recompute(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layers: tuple[Transform, ...], context: Tensor | None, x: Tensor, *params: Tensor):
-        total = x.new_zeros(x.shape[0])
-        for layer in layers:
-            x, logabsdet = layer(x, context)
-            total = total + logabsdet
+        x, total = run_in_place(layers, x, context, inverse=False)  # no autograd here: one buffer
         ctx.layers, ctx.context, ctx.params = layers, context, params
         ctx.save_for_backward(x)
         return x, total

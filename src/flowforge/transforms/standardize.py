@@ -49,7 +49,7 @@ class Standardize(Transform):
         return z * self.scale + self.mean, self.scale.log().sum().expand(z.shape[0])
 
     def steps_in_place(self, x: Tensor) -> bool:
-        return x.dtype == self.mean.dtype
+        return x.dim() == 2 and x.dtype == self.mean.dtype
 
     def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
         """The same map in place on x, whose columns are reversed when `flipped` (inplace.py)."""
