@@ -12,6 +12,7 @@ def test_block_rows_keeps_the_widest_activation_near_the_budget() -> None:
     params = (torch.zeros(512, 32), torch.zeros(512), torch.zeros(256, 512), torch.zeros(256), torch.zeros(64, 256), torch.zeros(64))
     assert fused.block_rows(params, 4) == fused.BLOCK_BYTES // (512 * 4)
     assert fused.block_rows((torch.zeros(1 << 20, 2), torch.zeros(1 << 20)), 4) == 256  # never tiny blocks
+    assert fused.block_rows((torch.zeros(64, 2), torch.zeros(64)), 4) == fused.BLOCK_ROWS  # nor huge ones
 
 
 @pytest.mark.parametrize("rows", [1, 7, 3 * 256 + 5, 2 * 2048 + 1, 10_000])
