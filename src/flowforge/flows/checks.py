@@ -1,6 +1,8 @@
 """Boundary checks for user tensors: shape, dtype, finiteness, with errors that name the problem."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -11,7 +13,7 @@ def all_finite(x: Tensor) -> bool:
     """No NaN or Inf in x. One reduction: a NaN or Inf makes the sum non-finite; only a sum that
     overflows (values near the dtype's limit) pays for the element-wise check."""
     total = x.sum(dtype=torch.float64) if x.dtype in (torch.float16, torch.bfloat16) else x.sum()
-    return bool(torch.isfinite(total)) or bool(torch.isfinite(x).all())
+    return math.isfinite(total.item()) or bool(torch.isfinite(x).all())  # the scalar checked in Python
 
 
 def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> None:
