@@ -61,3 +61,37 @@ def train_products(d: int, layers: int, hidden: int, batch: int):
                 if j > 0 or k > 0:
                     g = torch.mm(g, w, out=grads_in[j])  # input gradient
     return run
+
+
+def _fresh_forward_products(d: int, layers: int, hidden: int, batch: int):
+    """The forward floor as it was before: every product allocates its output."""
+    weights = _weights(d, layers, hidden)
+    x = torch.randn(batch, (d + 1) // 2)
+
+    def run() -> None:
+        for mlp in weights:
+            h = x
+            for w, bias in mlp:
+                h = torch.addmm(bias, h, w.t())
+
+    return run
+
+
+def main() -> None:
+    """Time the forward floor with outputs allocated once and with fresh outputs, interleaved.
+    Run it as is and with MALLOC_MMAP_THRESHOLD_=131072 (glibc returns every freed block)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from measure import interleaved
+
+    torch.set_num_threads(2)
+    for d, hidden in ((2, 256), (64, 512)):
+        fns = {"allocated once": forward_products(d, 8, hidden, 10_000), "fresh outputs": _fresh_forward_products(d, 8, hidden, 10_000)}
+        times = interleaved(fns, rounds=7, reps=2)
+        print(f"forward floor d={d},K=8,H={hidden},batch=10000: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
+
+
+if __name__ == "__main__":
+    main()
