@@ -2,7 +2,7 @@
 # One pass on a machine with a CUDA GPU, in phases that each have their own time limit:
 #   info        nvidia-smi, python, torch, CUDA, NCCL, triton versions
 #   cli         `python3 -m flowforge --version` and `train --help` from the source tree (no install)
-#   cuda-tests  tests/test_cuda.py (skipped on machines without CUDA)
+#   cuda-tests  tests/test_cuda*.py (skipped on machines without CUDA)
 #   suite       the normal test suite on 8 workers, less the notebook and site-build tests
 #   benchmark   benchmarks/gpu.py, writing OUT/gpu.json
 # A phase that fails or runs out of time is logged and the next one runs; the limits add up to
@@ -44,13 +44,13 @@ for name in ("triton", "numpy", "matplotlib", "sklearn", "pytest", "xdist", "hyp
 '
 phase info 20 bash -c 'nvidia-smi; "$0" -c "$1"; echo "cpus $(nproc)"; free -g | head -2' "$python" "$versions"
 phase cli 20 bash -c '"$0" -m flowforge --version && "$0" -m flowforge train --help | head -3' "$python"
-phase cuda-tests 150 "$python" -m pytest -q -p no:cacheprovider -rfEs --tb=short --durations=15 tests/test_cuda.py
+phase cuda-tests 150 "$python" -m pytest -q -p no:cacheprovider -rfEs --tb=short --durations=15 tests/test_cuda*.py
 skip=()
 if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -lt 2 ]; then  # its 2 torchrun ranks, --device auto, would each take a GPU
   skip=(--deselect tests/train/test_distributed.py::test_torchrun_cli_train_matches_single_process)
 fi
 phase suite 110 "$python" -m pytest -q -p no:cacheprovider -n "${WORKERS:-8}" -rfE --tb=short --durations=10 \
-  --ignore=tests/docs/test_notebook.py --ignore=tests/docs/test_site.py --ignore=tests/test_cuda.py ${skip[@]+"${skip[@]}"}
+  --ignore=tests/docs/test_notebook.py --ignore=tests/docs/test_site.py --ignore-glob="tests/test_cuda*.py" ${skip[@]+"${skip[@]}"}
 phase benchmark 170 "$python" benchmarks/gpu.py --budget 100 --out "$out/gpu.json"
 
 echo "=== done in $SECONDS s; failed: ${failed[*]:-none}"

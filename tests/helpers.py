@@ -19,3 +19,7 @@ class Malicious:
 
     def __reduce__(self):
         return (Path.write_text, (self.marker, "pwned"))
+
+
+# the arguments of a quick `flowforge train`: 600 points of two moons, a two-layer model
+TINY_TRAIN = ["--data", "moons", "--n", "600", "--layers", "2", "--hidden", "16", "--batch-size", "64", "--threads", "1", "--no-progress"]
