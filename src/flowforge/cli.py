@@ -1,4 +1,4 @@
-"""The `flowforge` command line: parse, validate, delegate to flowforge.train.run, report.
+"""The `flowforge` command line: parse and validate here; cli_commands.py delegates to flowforge.train.run and reports.
 
     flowforge train --data moons --out runs/moons      train, write a run folder, print test NLL
     flowforge sample runs/moons -n 1000 --out x.csv    draw samples (.npy, .csv, or CSV on stdout)
@@ -20,21 +20,15 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import numpy as np
-
-from . import __version__
+from . import __version__, cli_commands
 from .errors import FlowforgeError
 from .flows import MODELS
 from .flows.builders import MEMORY
 from .train.check import LOGDET_TOLERANCE, TOLERANCE
 from .train.config import TrainConfig
-
-OUTPUT_SUFFIXES = (".npy", ".csv")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,7 +111,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="also write a resumable RUN/model.pt every STEPS steps (it is always written at the end and on Ctrl-C)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN to --steps total steps (default: its own), "
                    "with its data, model and seed; only --steps, --save-every, --threads, --device and --no-progress apply")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=cli_commands.train)
 
 
 def _add_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -135,7 +129,7 @@ def _add_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                             "n samples per row, row by row")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="FILE", help="write FILE.npy or FILE.csv (default: CSV on stdout)")
-    p.set_defaults(handler=_sample)
+    p.set_defaults(handler=cli_commands.sample)
 
 
 def _add_score(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -145,7 +139,7 @@ def _add_score(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--data", required=True, metavar="FILE", help=".npy, .npz or .csv file with the model's feature count; for a conditional run, "
                         "also its context columns (found by header name, else at the training file's indices)")
     p.add_argument("--out", metavar="FILE", help="write a log_prob column to FILE.csv or FILE.npy (default: CSV on stdout)")
-    p.set_defaults(handler=_score)
+    p.set_defaults(handler=cli_commands.score)
 
 
 def _add_demo(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -153,7 +147,7 @@ def _add_demo(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
                             description="Train a small RealNVP on two moons and write the run folder with its plots.")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/demo-<timestamp>)")
     p.add_argument("--steps", type=POSITIVE_INT, default=1500, help=argparse.SUPPRESS)  # tests shorten the demo
-    p.set_defaults(handler=_demo)
+    p.set_defaults(handler=cli_commands.demo)
 
 
 def _add_check(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -168,7 +162,7 @@ def _add_check(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help=f"largest accepted round-trip error, in data units (default {TOLERANCE:g})")
     p.add_argument("--logdet-tolerance", type=POSITIVE_FLOAT, default=LOGDET_TOLERANCE,
                    help=f"largest accepted log-det gap, in nats (default {LOGDET_TOLERANCE:g})")
-    p.set_defaults(handler=_check)
+    p.set_defaults(handler=cli_commands.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,129 +218,3 @@ def _fail(error: Exception) -> int:
         message = str(error)
     print(f"flowforge: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
-
-
-# -- subcommands ------------------------------------------------------------------------------
-def _train(args: argparse.Namespace) -> int:
-    from .train.resume import prepare_resume
-    from .train.run import train_run
-
-    if args.resume is not None:
-        _check_resume_options(args)
-        config, resume = prepare_resume(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads,
-                                        progress=False if args.no_progress else None,
-                                        device=args.device if args.device != TrainConfig().device else None)
-        return _finish(train_run(config, resume))
-    d = TrainConfig()
-    config = TrainConfig(
-        data=args.data, model=args.model, n=args.n, layers=args.layers, hidden=tuple(args.hidden), steps=args.steps or d.steps,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, test_fraction=args.test_fraction,
-        val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
-        out=args.out, context_columns=args.context_columns, save_every=args.save_every,
-        device=args.device, precision=args.precision, compile=args.compile, memory=args.memory,
-    )
-    return _finish(train_run(config))
-
-
-def _check_resume_options(args: argparse.Namespace) -> None:
-    d = TrainConfig()
-    given = {"data": args.data, "model": args.model, "context-columns": args.context_columns, "n": args.n, "layers": args.layers,
-             "hidden": tuple(args.hidden), "batch-size": args.batch_size, "lr": args.lr, "seed": args.seed,
-             "test-fraction": args.test_fraction, "val-fraction": args.val_fraction, "patience": args.patience, "out": args.out,
-             "precision": args.precision, "compile": args.compile, "memory": args.memory}
-    changed = [f"--{name}" for name, value in given.items() if value != getattr(d, name.replace("-", "_"))]
-    if changed:
-        raise FlowforgeError(f"--resume continues {args.resume} with the options it started with; drop {', '.join(changed)} "
-                             "(with --resume only --steps, --save-every, --threads, --device and --no-progress apply)")
-
-
-def _finish(result) -> int:
-    """Report a run; an interrupted one exits with 128 + the signal's number. Under torchrun only rank 0 reports."""
-    from .train import distributed
-
-    if not distributed.is_main():
-        return 0 if result.stopped_by is None else 128 + result.stopped_by
-    if result.stopped_by is None:
-        _report(result)
-        return 0
-    name = signal.Signals(result.stopped_by).name
-    print(f"flowforge: interrupted by {name} after {result.metrics['steps_run']} steps; {result.folder / 'model.pt'} holds the "
-          f"progress: 'flowforge train --resume {result.folder}' continues", file=sys.stderr)
-    return 128 + result.stopped_by
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .train.run import demo_config, train_run
-
-    result = train_run(demo_config(args.out, steps=args.steps))
-    if result.stopped_by is not None:
-        return _finish(result)
-    _report(result)
-    print(f"plots: {', '.join(str(p) for p in sorted((result.folder / 'plots').glob('*.png')))}")
-    return 0
-
-
-def _report(result) -> None:
-    m = result.metrics
-    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f}"
-    print(f"run folder: {result.folder}")
-    print(f"test_nll: {test_nll} nats ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
-    if m.get("test_bpd") is not None:
-        print(f"test_bpd: {m['test_bpd']:.4f} bits/dim on the pixel scale")
-
-
-def _sample(args: argparse.Namespace) -> int:
-    from .train.run import sample_run
-
-    _check_suffix(args.out)
-    x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed, context=args.context, context_file=args.context_file)
-    if x.ndim > 2 and not (args.out and Path(args.out).suffix.lower() == ".npy"):
-        x = x.reshape(len(x), -1)  # images: .npy keeps (n, C, H, W), CSV gets one row of pixel levels per sample
-    _write_array(x, args.out, [f"x{i}" for i in range(x.shape[1])])
-    if args.out:
-        print(f"wrote {len(x)} samples to {args.out}")
-    return 0
-
-
-def _score(args: argparse.Namespace) -> int:
-    from .train.run import score_file
-
-    _check_suffix(args.out)
-    log_prob = score_file(args.run, args.data)
-    _write_array(log_prob[:, None], args.out, ["log_prob"])
-    summary = f"mean NLL: {-float(np.mean(log_prob)):.4f} nats over {len(log_prob)} rows"
-    print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
-    return 0
-
-
-def _check(args: argparse.Namespace) -> int:
-    from .health import table
-    from .train.check import check_run
-
-    result = check_run(args.run, args.data, dtype=args.dtype, tolerance=args.tolerance, logdet_tolerance=args.logdet_tolerance)
-    print(f"{result.source}, {result.health.dtype}")
-    print(table(result.health))
-    verdict = "passed" if result.passed else f"FAILED: {'; '.join(result.problems)}"
-    print(f"check {verdict} (wrote {result.path})")
-    return 0 if result.passed else 1
-
-
-def _check_suffix(out: str | None) -> None:
-    if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise FlowforgeError(f"--out {out}: unknown file type {Path(out).suffix or '(none)'!r}; use {' or '.join(OUTPUT_SUFFIXES)}")
-
-
-def _write_array(x: np.ndarray, out: str | None, columns: list[str]) -> None:
-    """.npy keeps float32 exactly; CSV (a file, or stdout when out is None) has a header line.
-    Files are written atomically: never half-written, even if the process is killed."""
-    from .train.checkpoint import atomic_write_bytes
-
-    def write_csv(handle) -> None:
-        np.savetxt(handle, x, fmt="%.7g", delimiter=",", header=",".join(columns), comments="")
-
-    if out is None:
-        write_csv(sys.stdout)
-    elif Path(out).suffix.lower() == ".npy":
-        atomic_write_bytes(out, lambda handle: np.save(handle, x))  # np.save(path) would append ".npy" to "X.NPY"
-    else:
-        atomic_write_bytes(out, write_csv)

@@ -23,7 +23,8 @@ from ..health import Health, measure
 from .checkpoint import atomic_write_text, load
 from .conditional import split_context, split_scored
 from .config import TrainConfig
-from .run import _describe, file_sha256
+from .run import _describe
+from .run_folder import file_sha256
 
 TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
 LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below

@@ -32,7 +32,8 @@ from .checkpoint import atomic_write_text
 from .config import TrainConfig
 from .history import History
 from .placement import maybe_compile, resolve_device
-from .run import RunResult, _claim_run_folder, _finite, _to_json, fit_run
+from .run import RunResult, fit_run
+from .run_folder import _claim_run_folder, _finite, _to_json
 
 if TYPE_CHECKING:
     from .resume import Resume
