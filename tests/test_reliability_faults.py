@@ -16,7 +16,8 @@ from flowforge import Flow, FlowforgeError
 from flowforge.train.checkpoint import read_checkpoint
 from flowforge.train.config import TrainConfig
 from flowforge.train.guard import RunCheckpoint, StopSignals
-from flowforge.train.run import _metrics, fit_run
+from flowforge.train.run import fit_run
+from flowforge.train.run_folder import _metrics
 
 
 # -- training faults -----------------------------------------------------------------------------------------
