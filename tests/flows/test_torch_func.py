@@ -29,3 +29,18 @@ def test_double_backward_gives_a_finite_hessian_term() -> None:
     (score,) = torch.autograd.grad(flow.log_prob(x).sum(), x, create_graph=True)
     (score * score).sum().backward()  # a score-matching style penalty needs the second derivative
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters() if p.requires_grad)
+
+
+def test_vmap_without_gradients_takes_the_plain_ops() -> None:
+    """No-grad passes normally run hand-written in-place kernels, whose out= ops vmap cannot batch."""
+    torch.manual_seed(0)
+    flow = flowforge.RealNVP(4, layers=4, hidden=(16, 16)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        x = torch.randn(5, 3, 4, dtype=torch.float64)
+        z = vmap(lambda v: flow.transform(v)[0])(x)
+        x_back = vmap(lambda v: flow.transform.inverse(v)[0])(z)
+        expected = torch.stack([flow.transform(v)[0] for v in x])
+    torch.testing.assert_close(z, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x_back, x, rtol=1e-10, atol=1e-10)

@@ -10,6 +10,7 @@ from ..errors import FlowforgeError
 from ..nn.mlp import MLP
 from .base import CouplingTransform
 from .fused import coupling_, coupling_blocks
+from .inplace import plain_no_grad
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -107,25 +108,29 @@ class AffineCoupling(CouplingTransform):
         return context.to(x.dtype), params
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # compiled: inductor fuses the plain ops; mixed precision: the kernel is float32-only
-        # with autograd the plain ops run (as fast here, and they support torch.func and double
-        # backward); without it the blocked kernel of fused.py keeps activations in cache
-        if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        if self._runs_fused():
             context, params = self.fused_args(x, context)
             inp = self.net.join(x[:, : self.split], context)
             return coupling_blocks(x, inp, self.split, self.bound, self.scale, params)
         return super().forward(x, context)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.is_fused and self.net.autocast_dtype is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        if self._runs_fused():
             context, params = self.fused_args(z, context)
             inp = self.net.join(z[:, : self.split], context)
             return coupling_blocks(z, inp, self.split, self.bound, self.scale, params, inverse=True)
         return super().inverse(z, context)
 
+    def _runs_fused(self) -> bool:
+        """Without autograd the blocked kernel of fused.py runs (activations stay in cache). With
+        it the plain ops do (as fast here, and torch.func and double backward need them); also
+        when compiled (inductor fuses the plain ops), under torch.func transforms, and in mixed
+        precision (the kernel is float32-only)."""
+        return self.is_fused and self.net.autocast_dtype is None and plain_no_grad()
+
     def steps_in_place(self, x: Tensor) -> bool:
         """Runs in place in a no-grad Compose pass (inplace.py): the hand-written kernel's case."""
-        return self.is_fused and self.net.autocast_dtype is None and x.dtype == self.net.linears()[0].weight.dtype
+        return self._runs_fused() and x.dtype == self.net.linears()[0].weight.dtype
 
     def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
         """The coupling in place on x, whose columns are reversed when `flipped` (inplace.py)."""

@@ -21,9 +21,15 @@ import torch
 from torch import Tensor, nn
 
 
+def plain_no_grad() -> bool:
+    """No autograd, and no tracer or torch.func transform that the hand-written kernels' in-place
+    and out= ops would trip (those runs take the ordinary ops)."""
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
+
+
 def in_place_pass(x: Tensor) -> bool:
-    """A pass that may run in place: no autograd, not being traced, rows of vectors."""
-    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and x.dim() == 2
+    """A pass that may run in place: `plain_no_grad`, on rows of vectors."""
+    return plain_no_grad() and x.dim() == 2
 
 
 def run_in_place(layers: Iterable[nn.Module], x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
