@@ -12,7 +12,9 @@ Interleaved in one run (each round times every library in turn; medians over rou
                 peak is reset after the imports),
                 d=64,H=512,batch 4096, K=4,16,64, each in a fresh process with glibc's mmap
                 threshold fixed (MEMORY_ENV), so RSS tracks live memory rather than fragmentation
-Installs nothing: `make bench` installs the `bench` extra; a missing library is skipped.
+Installs nothing: `make bench` installs the `bench` extra; a missing library is skipped. A full
+run rewrites benchmarks/RESULTS.md from its first "## Peers benchmark" heading on and keeps the
+commentary above it.
 
     python benchmarks/peers.py [--quick] [--libraries flowforge,zuko] [--out bench-results/peers.json]
 """
@@ -35,6 +37,7 @@ from floor import forward_products, train_products
 from measure import MEMORY_ENV, interleaved, peak_kb, reset_peak_kb
 from peer_models import LIBRARIES, Model
 
+REPORT_HEADING = "## Peers benchmark, "  # where the generated part of RESULTS.md begins
 FULL = {
     "train": [(2, 8, 256, 512), (64, 8, 512, 256)],
     "infer": [(2, 8, 256, 10_000), (64, 8, 512, 10_000)],
@@ -243,14 +246,26 @@ def main() -> None:
     header = f"{datetime.date.today()} on {machine}; {load}" + (" (quick smoke run)" if args.quick else "")
     method = (f"Same Real NVP in each library (benchmarks/peer_models.py), float32; medians of {plan_rounds(args)} interleaved "
               "rounds; floor = the same matrix products alone (benchmarks/floor.py). Rerun: `make bench`.")
-    report = "\n".join([f"## Peers benchmark, {header}", "", method, "", tables(results), "", *(f"- {v}" for v in verdicts(results))])
+    report = "\n".join([f"{REPORT_HEADING}{header}", "", method, "", tables(results), "", *(f"- {v}" for v in verdicts(results))])
     print(report)
     results.update(date=str(datetime.date.today()), machine=machine, load=load, quick=args.quick, verdicts=verdicts(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     results_md = args.results or (None if args.quick else str(Path(__file__).parent / "RESULTS.md"))
     if results_md:
-        Path(results_md).write_text(report + "\n")
+        write_results(Path(results_md), report)
+
+
+def write_results(path: Path, report: str) -> None:
+    """Replace the generated part of a results file (from its first "## Peers benchmark" heading
+    on) and keep the commentary written above it; the file is swapped in whole, never half-written."""
+    old = path.read_text() if path.exists() else ""
+    commentary = old[: old.find(REPORT_HEADING)] if REPORT_HEADING in old else ""
+    if commentary.strip():
+        print(f"kept the commentary above the tables in {path}: check that it still matches them", file=sys.stderr)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(commentary + report + "\n")
+    temporary.replace(path)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,16 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
         assert timings["floor"] > 0 and any(key.startswith("flowforge|") for key in timings)
     assert all("peak_mb" in per for per in data["memory"]["flowforge"].values())
     assert "| flowforge |" in run.stdout and results.read_text().startswith("## Peers benchmark")
+
+
+def test_a_rerun_keeps_the_commentary_above_the_tables(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import peers
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nWhat the numbers say.\n\n## Peers benchmark, an old run\n\n| stale |\n")
+    peers.write_results(results, "## Peers benchmark, today\n\n| new |")
+    assert results.read_text() == "# Benchmark results\n\nWhat the numbers say.\n\n## Peers benchmark, today\n\n| new |\n"
+    peers.write_results(tmp_path / "fresh.md", "## Peers benchmark, today")
+    assert (tmp_path / "fresh.md").read_text() == "## Peers benchmark, today\n"
+    assert not list(tmp_path.glob("*.tmp"))
