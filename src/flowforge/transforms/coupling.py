@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
 from .base import CouplingTransform
-from .fused import coupling_, coupling_blocks
+from .fused import coupling_
 from .inplace import plain_no_grad
 
 
@@ -109,16 +109,12 @@ class AffineCoupling(CouplingTransform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self._runs_fused():
-            context, params = self.fused_args(x, context)
-            inp = self.net.join(x[:, : self.split], context)
-            return coupling_blocks(x, inp, self.split, self.bound, self.scale, params)
+            return self._fused_on_copy(x, context, inverse=False)
         return super().forward(x, context)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self._runs_fused():
-            context, params = self.fused_args(z, context)
-            inp = self.net.join(z[:, : self.split], context)
-            return coupling_blocks(z, inp, self.split, self.bound, self.scale, params, inverse=True)
+            return self._fused_on_copy(z, context, inverse=True)
         return super().inverse(z, context)
 
     def _runs_fused(self) -> bool:
@@ -131,6 +127,10 @@ class AffineCoupling(CouplingTransform):
     def steps_in_place(self, x: Tensor) -> bool:
         """Runs in place in a no-grad Compose pass (inplace.py): the hand-written kernel's case."""
         return self._runs_fused() and x.dtype == self.net.linears()[0].weight.dtype
+
+    def _fused_on_copy(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        y = x.clone(memory_format=torch.contiguous_format)
+        return y, self.step_(y, context, inverse, flipped=False)[0]
 
     def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
         """The coupling in place on x, whose columns are reversed when `flipped` (inplace.py)."""

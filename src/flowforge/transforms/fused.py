@@ -1,11 +1,11 @@
 """The affine coupling with a ReLU MLP conditioner, forward and backward written out by hand.
 
 The conditioner's products are `addmm`s, its ReLUs run in place, and the halves of z and of
-dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` (in place,
-inside a no-grad Compose pass: inplace.py) or `coupling_blocks` (on a copy) for no-grad passes
-on contiguous [kept | transformed] splits with a ReLU `MLP` (with gradients on it uses plain
-autograd ops, which torch.func and double backward need); `recompute.py` runs
-`coupling_backward` on tensors that `coupling_inverse` rebuilt from the output.
+dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` for
+no-grad passes on contiguous [kept | transformed] splits with a ReLU `MLP`, in place (inside a
+no-grad Compose pass: inplace.py) or on a copy (with gradients on it uses plain autograd ops,
+which torch.func and double backward need); `recompute.py` runs `coupling_backward` on tensors
+that `coupling_inverse` rebuilt from the output.
 
 Saved per coupling: the input x, the conditioner's hidden activations, and e = exp(s).
 """
@@ -71,15 +71,6 @@ def mlp_forward(inp: Tensor, params: tuple[Tensor, ...]) -> tuple[Tensor, list[T
             h.relu_()
             hidden.append(h)
     return h, hidden
-
-
-def coupling_blocks(
-    x: Tensor, inp: Tensor, k: int, bound: float, scale: bool, params: tuple[Tensor, ...], inverse: bool = False
-) -> tuple[Tensor, Tensor]:
-    """The coupling (or its inverse) with nothing kept for a backward pass: (y, log|det dy/dx|).
-    inp is x_A (plus any context); y is a new tensor (`coupling_` on a copy of x)."""
-    y = x.clone(memory_format=torch.contiguous_format)
-    return y, coupling_(y, inp, k, bound, scale, params, inverse)
 
 
 def coupling_(
