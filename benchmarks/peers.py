@@ -259,13 +259,13 @@ def main() -> None:
 def write_results(path: Path, report: str) -> None:
     """Replace the generated part of a results file (from its first "## Peers benchmark" heading
     on) and keep the commentary written above it; the file is swapped in whole, never half-written."""
+    from flowforge.train.checkpoint import atomic_write_text  # here: the peers' memory processes need no flowforge
+
     old = path.read_text() if path.exists() else ""
     commentary = old[: old.find(REPORT_HEADING)] if REPORT_HEADING in old else ""
     if commentary.strip():
         print(f"kept the commentary above the tables in {path}: check that it still matches them", file=sys.stderr)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(commentary + report + "\n")
-    temporary.replace(path)
+    atomic_write_text(path, commentary + report + "\n")
 
 
 if __name__ == "__main__":

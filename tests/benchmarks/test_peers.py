@@ -32,4 +32,4 @@ def test_a_rerun_keeps_the_commentary_above_the_tables(tmp_path: Path, monkeypat
     assert results.read_text() == "# Benchmark results\n\nWhat the numbers say.\n\n## Peers benchmark, today\n\n| new |\n"
     peers.write_results(tmp_path / "fresh.md", "## Peers benchmark, today")
     assert (tmp_path / "fresh.md").read_text() == "## Peers benchmark, today\n"
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RESULTS.md", "fresh.md"]  # no temporaries left
