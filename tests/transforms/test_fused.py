@@ -30,7 +30,9 @@ def test_no_grad_log_prob_and_sample_equal_the_plain_ops(rows: int, monkeypatch)
     x.requires_grad_()  # gradients on: the plain autograd ops, whole batch
     plain, plain_decoded = flow.log_prob(x), flow.transform.inverse(latents.requires_grad_())[0]
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(decoded, plain_decoded.detach(), rtol=1e-12, atol=1e-12)
+    # The blocked kernel folds each hidden bias into the next layer, so its rounding differs: the
+    # latents reach ~1e3 here and the plain decode is itself ~3e-11 from x (the blocked one 2e-12).
+    torch.testing.assert_close(decoded, plain_decoded.detach(), rtol=1e-9, atol=1e-9)
     assert not torch.equal(fast, torch.zeros_like(fast))
 
 

@@ -11,6 +11,7 @@ Saved per coupling: the input x, the conditioner's hidden activations, and e = e
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import NamedTuple
 
@@ -87,26 +88,38 @@ def coupling_(
 
     On CPU the conditioner runs on blocks of `block_rows` rows in one reused scratch buffer (GPUs
     take the whole batch; a whole CPU batch with its activations allocated per call measured
-    ~1.1-1.7x slower); the coupling's own arithmetic then runs once on the whole batch, in place
-    on the conditioner's output (per block it is no faster).
+    ~1.1-1.7x slower), and writes s and t into two contiguous outputs: tanh and exp on a
+    contiguous (B, m) run 2-3.5x faster than on the s-columns of a (B, 2m) output. The coupling's
+    own arithmetic then runs once on the whole batch, in place on the conditioner's output (per
+    block it is no faster). With the bias fold of `_mlp_blocks`, measured against the kernel
+    without either (interleaved, batch 10,000, 2 threads): log_prob 202 -> 192 ms and sample
+    209 -> 193 ms at d=64, K=8, H=512; 55.6 -> 54.0 and 55.5 -> 53.3 ms at d=2, K=8, H=256.
     """
     m = x.shape[1] - k
     if flipped:
         params = _reversed_ends(params, k, m)
-    rows = block_rows(params, x.element_size())
-    blocked = x.device.type == "cpu" and x.shape[0] > rows
-    out = _mlp_blocks(inp, params, rows) if blocked else mlp_forward(inp, params)[0]  # ours to overwrite
     b = x[:, :m] if flipped else x[:, k:]
     if not scale:
-        (b.sub_ if inverse else b.add_)(out)
+        (b.sub_ if inverse else b.add_)(_conditioner(inp, params, x.element_size(), None)[0])
         return x.new_zeros(x.shape[0])
-    s = out[:, :m].div_(bound).tanh_().mul_(bound)  # soft clamp: |s| < bound
+    s, t = _conditioner(inp, params, x.element_size(), m)
+    s = s.div_(bound).tanh_().mul_(bound)  # soft clamp: |s| < bound
     logabsdet = s.sum(1)
     if inverse:  # x_B = (z_B - t) e^-s
-        b.sub_(out[:, m:]).mul_(s.neg_().exp_())
+        b.sub_(t).mul_(s.neg_().exp_())
         return logabsdet.neg_()
-    torch.addcmul(out[:, m:], b, s.exp_(), out=b)  # z_B = x_B e^s + t
+    torch.addcmul(t, b, s.exp_(), out=b)  # z_B = x_B e^s + t
     return logabsdet
+
+
+def _conditioner(inp: Tensor, params: tuple[Tensor, ...], element_size: int, split: int | None) -> tuple[Tensor, ...]:
+    """The MLP's output, ours to overwrite: blocked on CPU, whole on a GPU or a small batch; with
+    `split`, as (its first `split` columns, the rest)."""
+    rows = block_rows(params, element_size)
+    if inp.device.type == "cpu" and inp.shape[0] > rows:
+        return _mlp_blocks(inp, params, rows, split)
+    out = mlp_forward(inp, params)[0]
+    return (out,) if split is None else (out[:, :split], out[:, split:])
 
 
 def _reversed_ends(params: tuple[Tensor, ...], k: int, m: int) -> tuple[Tensor, ...]:
@@ -118,26 +131,56 @@ def _reversed_ends(params: tuple[Tensor, ...], k: int, m: int) -> tuple[Tensor, 
     return tuple(out)
 
 
-def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int) -> Tensor:
+def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int, split: int | None = None) -> tuple[Tensor, ...]:
     """The MLP on `rows` rows at a time, each hidden layer written into one reused buffer (no
-    allocation per block, so the buffers stay in cache) and the output straight into its rows."""
+    allocation per block, so the buffers stay in cache) and the output straight into its rows:
+    one (B, out) tensor, or with `split` two contiguous ones, (B, split) and (B, out - split).
+
+    Each hidden layer's bias is folded into the next layer instead of being copied into every
+    row (`addmm` writes its bias into the output before the product): a buffer holds
+    h' = relu(a + c) - c = max(a, -c), with a the product without bias and c the layer's offset,
+    its bias plus the previous offset carried through its weights, so one `clamp_` does bias and
+    ReLU in one pass. Offsets: c_1 = b_1, c_(j+1) = b_(j+1) + W_(j+1) c_j; the output layer adds
+    b_L + W_L c_(L-1).
+    """
     n = inp.shape[0]
     widths = [params[i].shape[0] for i in range(0, len(params) - 2, 2)]
-    flat = scratch(rows * sum(widths) + n * params[-1].shape[0], inp)
+    width_out = params[-1].shape[0]
+    flat = scratch(rows * sum(widths) + n * width_out, inp)
     buffers = []
     for width in widths:
         buffers.append(flat[: rows * width].view(rows, width))
         flat = flat[rows * width :]
-    out = flat.view(n, params[-1].shape[0])  # read by the caller before the next call reuses it
+    cuts = [0, width_out] if split is None else [0, split, width_out]
+    outs = []  # read by the caller before the next call reuses them
+    for lo, hi in itertools.pairwise(cuts):
+        outs.append(flat[n * lo : n * hi].view(n, hi - lo))
+    offsets = _offsets(params)
+    floors = [c.neg() for c in offsets[:-1]]
+    heads = [(params[-2][lo:hi].t(), offsets[-1][lo:hi]) for lo, hi in itertools.pairwise(cuts)]
     for start in range(0, n, rows):
         h = inp[start : start + rows]
-        for i, buffer in zip(range(0, len(params) - 2, 2), buffers):
+        for i, buffer, floor in zip(range(0, len(params) - 2, 2), buffers, floors):
             if params[i].shape[1] == 1:  # one input feature (d=2, no context): an outer product, ~1.4x faster than a GEMM
-                h = torch.addcmul(params[i + 1], h, params[i].view(1, -1), out=buffer[: h.shape[0]]).relu_()
+                h = torch.mul(h, params[i].view(1, -1), out=buffer[: h.shape[0]]).clamp_(min=floor)
             else:
-                h = torch.addmm(params[i + 1], h, params[i].t(), out=buffer[: h.shape[0]]).relu_()
-        torch.addmm(params[-1], h, params[-2].t(), out=out[start : start + h.shape[0]])
-    return out
+                h = torch.mm(h, params[i].t(), out=buffer[: h.shape[0]]).clamp_(min=floor)
+        for (w, bias), out in zip(heads, outs):
+            torch.addmm(bias, h, w, out=out[start : start + h.shape[0]])
+    return tuple(outs)
+
+
+def _offsets(params: tuple[Tensor, ...]) -> list[Tensor]:
+    """Each layer's offset c_j for the bias fold (the last one is the output layer's bias).
+
+    Computed in float64: in float32 the fold's rounding would add to the cancellation between a
+    dead unit's -c and the +W c carried in the next offset; so computed, gradients of
+    memory="invertible" flows (whose forward pass is this kernel) stay as close to ordinary
+    autograd's as the unfolded kernel's were (tests/transforms/test_recompute.py)."""
+    offsets = [params[1].double()]
+    for i in range(2, len(params), 2):
+        offsets.append(torch.addmv(params[i + 1].double(), params[i].double(), offsets[-1]))
+    return [c.to(params[1].dtype) for c in offsets]
 
 
 def coupling_inverse(
