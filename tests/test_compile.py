@@ -8,6 +8,8 @@ import torch
 
 import flowforge
 from flowforge.compile import compile as compile_flow
+from flowforge.compile import uncompile
+from flowforge.transforms import fused
 
 dynamo = pytest.importorskip("torch._dynamo")
 
@@ -76,3 +78,19 @@ def test_uncompile_runs_eagerly_again() -> None:
     flow.log_prob(torch.randn(5, 2))  # a new shape would trace again if still compiled
     assert len(calls) == before  # eager: nothing traced any more
     assert uncompile(flowforge.RealNVP(2, layers=2, hidden=(8,))) is not None  # never compiled: a no-op
+
+
+@pytest.mark.parametrize(("grad", "rows", "compiled_calls"), [(False, 700, 0), (False, 200, 1), (True, 700, 1)])
+def test_no_grad_batches_above_one_block_run_the_eager_kernel(grad: bool, rows: int, compiled_calls: int, monkeypatch) -> None:
+    """flowforge.compile leaves the blocked CPU kernel its no-grad batches (it beats the compiled code there)."""
+    monkeypatch.setattr(fused, "BLOCK_BYTES", 256 * 16 * 4)  # 256-row blocks at H=16
+    flow = compile_flow(flowforge.RealNVP(4, 2, (16, 16)), backend="eager")
+    dispatch = flow.transform._compiled_call_impl
+    calls = []
+    compiled = dispatch.compiled
+    monkeypatch.setattr(dispatch, "compiled", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+    x = torch.randn(rows, 4)
+    with torch.set_grad_enabled(grad):
+        log_prob = flow.log_prob(x)
+    assert len(calls) == compiled_calls
+    torch.testing.assert_close(log_prob.detach(), uncompile(flow).log_prob(x).detach())

@@ -1,9 +1,14 @@
 """torch.compile for flows: `flowforge.compile(flow)` compiles its data -> latent pass in place."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from .flows.flow import Flow
+from .transforms.base import Compose
+from .transforms.inplace import runs_blocked
 
 
 def compile(flow: Flow, **options: Any) -> Flow:
@@ -16,7 +21,9 @@ def compile(flow: Flow, **options: Any) -> Flow:
     finiteness checks are skipped while tracing), so `torch.compile(flow.sample)` compiles sampling
     whole too. The first call of each new input shape pays the compile time (seconds to a minute);
     on CPU inductor needs a C compiler. Hand-written kernels (fused couplings, memory="invertible")
-    step aside while tracing: the compiler fuses the plain operations instead.
+    step aside while tracing: the compiler fuses the plain operations instead; a no-grad pass over
+    more rows than one block of the CPU kernel runs that kernel eagerly (faster than the compiled
+    code there).
 
     Example:
         >>> import torch, flowforge
@@ -30,7 +37,28 @@ def compile(flow: Flow, **options: Any) -> Flow:
         # step is ~7% faster (d=64, 8 couplings of H=512: 30.1 vs 32.4 ms), the first compile as long
         options["options"] = {"cpp_wrapper": True}
     flow.transform.compile(**options)
+    if isinstance(flow.transform, Compose):
+        flow.transform._compiled_call_impl = _EagerForBlockedBatches(flow.transform, flow.transform._compiled_call_impl)
     return flow
+
+
+class _EagerForBlockedBatches:
+    """A compiled Compose's call: a no-grad pass over more rows than one block of the CPU kernel
+    (fused.py) runs eagerly, in place; everything else runs the compiled code.
+
+    Measured (RealNVP with 8 couplings, log_prob without gradients, 2 threads, interleaved): at
+    batch 10,000 eager 54.8 vs compiled 68.2 ms (d=2, H=256) and 188.5 vs 212.7 ms (d=64, H=512);
+    at 64-2,048 rows, where the kernel runs unblocked, compiled was as fast or up to 30% faster.
+    """
+
+    def __init__(self, transform: Compose, compiled: Callable[..., Any]) -> None:
+        self.eager, self.compiled = transform._call_impl, compiled
+        self.layers = transform.transforms
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(x, torch.Tensor) and runs_blocked(self.layers, x):
+            return self.eager(x, *args, **kwargs)
+        return self.compiled(x, *args, **kwargs)
 
 
 def uncompile(flow: Flow) -> Flow:

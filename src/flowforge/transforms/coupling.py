@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
 from .base import CouplingTransform
-from .fused import coupling_
+from .fused import block_rows, coupling_
 from .inplace import plain_no_grad
 
 
@@ -101,11 +101,13 @@ class AffineCoupling(CouplingTransform):
 
     def fused_args(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, tuple[Tensor, ...]]:
         """The context the MLP uses (checked) and its (w1, b1, w2, b2, ...), for fused.py."""
-        params = tuple(p for layer in self.net.linears() for p in (layer.weight, layer.bias))
         if not self.net.context_features:
-            return None, params
+            return None, self._params()
         self.net.check_context(x.shape[0], context)
-        return context.to(x.dtype), params
+        return context.to(x.dtype), self._params()
+
+    def _params(self) -> tuple[Tensor, ...]:
+        return tuple(p for layer in self.net.linears() for p in (layer.weight, layer.bias))
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self._runs_fused():
@@ -127,6 +129,10 @@ class AffineCoupling(CouplingTransform):
     def steps_in_place(self, x: Tensor) -> bool:
         """Runs in place in a no-grad Compose pass (inplace.py): the hand-written kernel's case."""
         return self._runs_fused() and x.dtype == self.net.linears()[0].weight.dtype
+
+    def runs_blocked(self, x: Tensor) -> bool:
+        """A no-grad pass over x would run the CPU kernel in blocks: x has more rows than one block."""
+        return self.steps_in_place(x) and x.device.type == "cpu" and x.shape[0] > block_rows(self._params(), x.element_size())
 
     def _fused_on_copy(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         y = x.clone(memory_format=torch.contiguous_format)

@@ -32,6 +32,11 @@ def in_place_pass(x: Tensor) -> bool:
     return plain_no_grad() and x.dim() == 2
 
 
+def runs_blocked(layers: Iterable[nn.Module], x: Tensor) -> bool:
+    """An in-place pass over x in which some layer runs its CPU kernel in blocks (its `runs_blocked`)."""
+    return in_place_pass(x) and any(getattr(layer, "runs_blocked", _never)(x) for layer in layers)
+
+
 def run_in_place(layers: Iterable[nn.Module], x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
     """(y, summed log|det|) of the layers applied in order (each one's inverse when `inverse`);
     x itself is never written."""
