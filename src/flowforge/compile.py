@@ -55,10 +55,11 @@ class _EagerForBlockedBatches:
         self.eager, self.compiled = transform._call_impl, compiled
         self.layers = transform.transforms
 
-    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        x = args[0] if args else kwargs.get("x")
         if isinstance(x, torch.Tensor) and runs_blocked(self.layers, x):
-            return self.eager(x, *args, **kwargs)
-        return self.compiled(x, *args, **kwargs)
+            return self.eager(*args, **kwargs)
+        return self.compiled(*args, **kwargs)
 
 
 def uncompile(flow: Flow) -> Flow:
