@@ -161,7 +161,8 @@ def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int, split: int |
     for start in range(0, n, rows):
         h = inp[start : start + rows]
         for i, buffer, floor in zip(range(0, len(params) - 2, 2), buffers, floors):
-            if params[i].shape[1] == 1:  # one input feature (d=2, no context): an outer product, ~1.4x faster than a GEMM
+            # one input feature (d=2, no context): an outer product, 207 vs 215 us as a GEMM (4096 rows, H=256)
+            if params[i].shape[1] == 1:
                 h = torch.mul(h, params[i].view(1, -1), out=buffer[: h.shape[0]]).clamp_(min=floor)
             else:
                 h = torch.mm(h, params[i].t(), out=buffer[: h.shape[0]]).clamp_(min=floor)
