@@ -23,7 +23,9 @@ def compile(flow: Flow, **options: Any) -> Flow:
     on CPU inductor needs a C compiler. Hand-written kernels (fused couplings, memory="invertible")
     step aside while tracing: the compiler fuses the plain operations instead; a no-grad pass over
     more rows than one block of the CPU kernel runs that kernel eagerly (faster than the compiled
-    code there).
+    code there). Sampling is not compiled by this function; `torch.compile(flow.sample)` traces
+    the plain operations, which on CPU were slower than eager sampling's kernel for a large batch
+    (10,000 rows at d=64: 217.5 vs 190.1 ms, benchmarks/RESULTS.md).
 
     Example:
         >>> import torch, flowforge
