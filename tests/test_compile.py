@@ -1,6 +1,7 @@
 """torch.compile support: no graph breaks in log_prob and sample for the vector flows."""
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
@@ -82,15 +83,35 @@ def test_uncompile_runs_eagerly_again() -> None:
 
 @pytest.mark.parametrize(("grad", "rows", "compiled_calls"), [(False, 700, 0), (False, 200, 1), (True, 700, 1)])
 def test_no_grad_batches_above_one_block_run_the_eager_kernel(grad: bool, rows: int, compiled_calls: int, monkeypatch) -> None:
-    """flowforge.compile leaves the blocked CPU kernel its no-grad batches (it beats the compiled code there)."""
+    """flowforge.compile leaves the blocked CPU kernel its no-grad batches (it beats the compiled
+    code there), in log_prob (the compiled density) and in a call of the transform."""
     monkeypatch.setattr(fused, "BLOCK_BYTES", 256 * 16 * 4)  # 256-row blocks at H=16
     flow = compile_flow(flowforge.RealNVP(4, 2, (16, 16)), backend="eager")
-    dispatch = flow.transform._compiled_call_impl
     calls = []
-    compiled = dispatch.compiled
-    monkeypatch.setattr(dispatch, "compiled", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+
+    def counted(fn):
+        return lambda *a, **k: calls.append(1) or fn(*a, **k)
+
+    monkeypatch.setattr(flow, "_compiled_density", counted(flow._compiled_density))
+    dispatch = flow.transform._compiled_call_impl
+    monkeypatch.setattr(dispatch, "compiled", counted(dispatch.compiled))
     x = torch.randn(rows, 4)
     with torch.set_grad_enabled(grad):
-        log_prob = flow.log_prob(x)
-    assert len(calls) == compiled_calls
-    torch.testing.assert_close(log_prob.detach(), uncompile(flow).log_prob(x).detach())
+        log_prob, z = flow.log_prob(x), flow.transform(x)[0]
+    assert len(calls) == 2 * compiled_calls
+    eager = uncompile(flow)
+    torch.testing.assert_close(log_prob.detach(), eager.log_prob(x).detach())
+    torch.testing.assert_close(z.detach(), eager.transform(x)[0].detach())
+
+
+def test_copies_of_a_compiled_flow_run_eagerly() -> None:
+    """torch drops a module's compiled call on copy and pickle; the compiled density goes with it."""
+    flow = compile_flow(flowforge.RealNVP(4, 2, (16, 16)), backend="eager")
+    assert flow._compiled_density is not None
+    copied = copy.deepcopy(flow)
+    with torch.no_grad():
+        for p in copied.parameters():
+            p.add_(0.5)
+    x = torch.randn(8, 4)
+    assert copied._compiled_density is None
+    assert not torch.allclose(copied.log_prob(x), flow.log_prob(x))  # its own weights, not the original's

@@ -1,4 +1,4 @@
-"""torch.compile for flows: `flowforge.compile(flow)` compiles its data -> latent pass in place."""
+"""torch.compile for flows: `flowforge.compile(flow)` compiles its log-density and data -> latent pass in place."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,10 +12,13 @@ from .transforms.inplace import runs_blocked
 
 
 def compile(flow: Flow, **options: Any) -> Flow:
-    """Compile the flow's transform in place (nn.Module.compile) and return the flow.
+    """Compile the flow in place and return it: its transform (nn.Module.compile) and, whole, the
+    log-density after the input checks (transform, base density and the NaN mask in one graph).
 
-    log_prob, encode and training through `fit` then run the compiled forward pass; parameters,
-    state_dict and checkpoints are unchanged. `options` go to torch.compile (e.g. mode="max-autotune",
+    log_prob, encode and training through `fit` then run compiled code; parameters, state_dict and
+    checkpoints are unchanged, and copies (`copy.deepcopy`, pickling) run eagerly. Compiling the
+    density whole rather than the transform alone measured a 2-7% faster train step (d=2 and d=64,
+    8 couplings, fused Adam, in-process A/B, four runs each). `options` go to torch.compile (e.g. mode="max-autotune",
     dynamic=False); on the CPU, unless they set a mode or inductor options, inductor's C++ wrapper
     is on (a faster step). The vector flows trace without graph breaks in `log_prob` and `sample` (the
     finiteness checks are skipped while tracing), so `torch.compile(flow.sample)` compiles sampling
@@ -39,6 +42,7 @@ def compile(flow: Flow, **options: Any) -> Flow:
         # step is ~7% faster (d=64, 8 couplings of H=512: 30.1 vs 32.4 ms), the first compile as long
         options["options"] = {"cpp_wrapper": True}
     flow.transform.compile(**options)
+    flow._compiled_density = torch.compile(flow._density, **options)
     if isinstance(flow.transform, Compose):
         flow.transform._compiled_call_impl = _EagerForBlockedBatches(flow.transform, flow.transform._compiled_call_impl)
     return flow
@@ -69,4 +73,5 @@ def uncompile(flow: Flow) -> Flow:
     device, where the compiled code would be compiled again). A flow never compiled is unchanged."""
     if getattr(flow.transform, "_compiled_call_impl", None) is not None:
         flow.transform._compiled_call_impl = None
+    flow._compiled_density = None
     return flow

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from ..transforms.base import Transform
+from ..transforms.base import Compose, Transform
+from ..transforms.inplace import runs_blocked
 from .checks import check_batch, check_context
 from .distribution import FlowDistribution
 
@@ -34,6 +35,8 @@ class Flow(nn.Module):
         >>> flow.sample(5).shape
         torch.Size([5, 2])
     """
+
+    _compiled_density: Any = None  # torch.compile(self._density), set by flowforge.compile
 
     def __init__(
         self,
@@ -105,10 +108,23 @@ class Flow(nn.Module):
         x, context = self._prepare(x, context)
         if x.shape[0] == 0:  # no rows: layers with a data-dependent set-up or input checks need one
             return x.new_zeros(0)
+        compiled = self._compiled_density
+        if compiled is None or (isinstance(self.transform, Compose) and runs_blocked(self.transform.transforms, x)):
+            return self._density(x, context)  # eager (large no-grad CPU batches: the in-place kernel)
+        return compiled(x, context)
+
+    def _density(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """log_prob of checked inputs: what `flowforge.compile` compiles whole."""
         z, logabsdet = self.transform(x, context)
         log_prob = self._base_log_prob(z, context) + logabsdet
         # NaN comes only from a value a layer does not define there (log of a negative, inf - inf)
         return log_prob.masked_fill(log_prob.isnan(), -math.inf)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles drop the compiled density, as torch drops a module's compiled call."""
+        state = super().__getstate__()
+        state.pop("_compiled_density", None)
+        return state
 
     def encode(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Exact latents z = f(x); a row whose z is not finite raises FlowforgeError."""
