@@ -6,7 +6,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from .inplace import in_place_pass, run_in_place
+from .inplace import in_place_pass, run_in_place, runs_blocked
 
 
 class Transform(nn.Module):
@@ -66,6 +66,10 @@ class Compose(Transform):
 
     def __iter__(self):
         return iter(self.transforms)
+
+    def runs_blocked(self, x: Tensor) -> bool:
+        """A no-grad pass over x in which some layer runs its CPU kernel in blocks (inplace.py)."""
+        return runs_blocked(self.transforms, x)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if in_place_pass(x):  # no autograd: one buffer, overwritten layer by layer (inplace.py)

@@ -29,6 +29,7 @@ class Saved(NamedTuple):
 
 
 BLOCK_BYTES = 8 << 20  # at most this much for a block's widest activation when nothing is kept for backward
+MIN_BLOCK_ROWS = 256  # and never fewer rows than this (a batch this small is never blocked)
 BLOCK_ROWS = 4096  # and at most this many rows (measured, log_prob at batch 10,000, 2 threads:
 # 4096-row blocks beat 2048 by ~5% at H=512 and 1024; at H=256, 8192-row blocks were no faster
 # and whole batches of 10,000 rows twice as slow)
@@ -37,7 +38,7 @@ BLOCK_ROWS = 4096  # and at most this many rows (measured, log_prob at batch 10,
 def block_rows(params: tuple[Tensor, ...], element_size: int) -> int:
     """Rows per block: BLOCK_ROWS, fewer where the widest layer would pass BLOCK_BYTES (2048 rows at H=1024)."""
     widest = max(params[i].shape[0] for i in range(0, len(params), 2))
-    return max(256, min(BLOCK_ROWS, BLOCK_BYTES // (widest * element_size)))
+    return max(MIN_BLOCK_ROWS, min(BLOCK_ROWS, BLOCK_BYTES // (widest * element_size)))
 
 
 SCRATCH_BYTES = 32 << 20  # at most this much is kept between calls, per thread and dtype
@@ -100,9 +101,9 @@ def coupling_(
         params = _reversed_ends(params, k, m)
     b = x[:, :m] if flipped else x[:, k:]
     if not scale:
-        (b.sub_ if inverse else b.add_)(_conditioner(inp, params, x.element_size(), None)[0])
+        (b.sub_ if inverse else b.add_)(_conditioner(inp, params, None)[0])
         return x.new_zeros(x.shape[0])
-    s, t = _conditioner(inp, params, x.element_size(), m)
+    s, t = _conditioner(inp, params, m)
     s = s.div_(bound).tanh_().mul_(bound)  # soft clamp: |s| < bound
     logabsdet = s.sum(1)
     if inverse:  # x_B = (z_B - t) e^-s
@@ -112,11 +113,17 @@ def coupling_(
     return logabsdet
 
 
-def _conditioner(inp: Tensor, params: tuple[Tensor, ...], element_size: int, split: int | None) -> tuple[Tensor, ...]:
+def blocked_rows(x: Tensor, params: tuple[Tensor, ...]) -> int | None:
+    """Rows per block when the no-grad kernel runs x in blocks (on CPU, more rows than one block), else None."""
+    rows = block_rows(params, x.element_size())
+    return rows if x.device.type == "cpu" and x.shape[0] > rows else None
+
+
+def _conditioner(inp: Tensor, params: tuple[Tensor, ...], split: int | None) -> tuple[Tensor, ...]:
     """The MLP's output, ours to overwrite: blocked on CPU, whole on a GPU or a small batch; with
     `split`, as (its first `split` columns, the rest)."""
-    rows = block_rows(params, element_size)
-    if inp.device.type == "cpu" and inp.shape[0] > rows:
+    rows = blocked_rows(inp, params)
+    if rows is not None:
         return _mlp_blocks(inp, params, rows, split)
     out = mlp_forward(inp, params)[0]
     return (out,) if split is None else (out[:, :split], out[:, split:])
