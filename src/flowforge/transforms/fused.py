@@ -1,7 +1,8 @@
 """The affine coupling with a ReLU MLP conditioner, forward and backward written out by hand.
 
-The conditioner's products are `addmm`s, its ReLUs run in place, and the halves of z and of
-dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` for
+The conditioner's products are `addmm`s and its ReLUs run in place (the blocked no-grad kernel
+folds each hidden bias into the next layer: an `mm` and one `clamp_` per hidden layer), and the
+halves of z and of dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` for
 no-grad passes on contiguous [kept | transformed] splits with a ReLU `MLP`, in place (inside a
 no-grad Compose pass: inplace.py) or on a copy (with gradients on it uses plain autograd ops,
 which torch.func and double backward need); `recompute.py` runs `coupling_backward` on tensors
