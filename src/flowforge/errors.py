@@ -1,6 +1,7 @@
 """flowforge's own exception type: every user-facing error names the problem."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -12,3 +13,9 @@ def check_int(name: str, value: Any, minimum: int) -> None:
     """Named error unless value is an integer (not a bool) of at least `minimum`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise FlowforgeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_bound(name: str, value: Any) -> None:
+    """Named error unless value is a finite positive number (a soft-clamp or spline bound)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise FlowforgeError(f"{name} must be a finite positive number, got {value!r}")

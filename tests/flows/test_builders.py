@@ -202,3 +202,11 @@ def test_conditional_builder_uses_its_context() -> None:
     assert log_prob.shape == (4,)
     assert not torch.allclose(log_prob, flow.log_prob(x, context + 1))
     assert math.isfinite(flow.sample_and_log_prob(4, context=context)[1].sum().item())
+
+
+@pytest.mark.parametrize("bound", [0.0, -1.0, float("nan"), float("inf"), "3"])
+@pytest.mark.parametrize("model", ["realnvp", "glow", "maf", "iaf", "nsf", "nsf-ar"])
+def test_a_bound_must_be_finite_and_positive(model: str, bound) -> None:
+    """bound=0 made every log_prob -inf and fit blame the learning rate."""
+    with pytest.raises(FlowforgeError, match="bound must be a finite positive number"):
+        flowforge.build_model(model, features=2, layers=1, hidden=(8,), bound=bound)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
@@ -211,3 +212,26 @@ def test_context_rules() -> None:
         flow.sample(5, context=torch.randn(4, 3))
     samples, log_prob = flow.sample_and_log_prob(5, context=context)
     assert_close(log_prob, flow.log_prob(samples, context), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [np.int64(3), torch.tensor(3), 3])
+def test_any_integer_sample_count_is_accepted(n) -> None:
+    assert realnvp(2).sample(n).shape == (3, 2)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, 2.5, True])
+def test_bad_chunk_size_raises(chunk_size) -> None:
+    with pytest.raises(FlowforgeError, match="chunk_size must be a positive integer"):
+        realnvp(2).sample(10, chunk_size=chunk_size)
+
+
+def test_a_context_is_cast_to_the_flows_dtype_and_checked_there() -> None:
+    flow = realnvp(2, context_features=1)
+    x = torch.randn(2, 2)
+    with pytest.raises(FlowforgeError, match="context: values too large for this flow's float32"):
+        flow.log_prob(x, torch.full((2, 1), 1e40, dtype=torch.float64))  # was -inf, no error
+    with pytest.raises(FlowforgeError, match="context: expected a tensor or an array of numbers"):
+        flow.log_prob(x, ["a", "b"])
+    expected = flow.log_prob(x, torch.tensor([[1.0], [0.0]]))
+    assert_close(flow.log_prob(x, torch.tensor([[1], [0]])), expected)  # integer labels
+    assert_close(flow.log_prob(x, torch.tensor([[True], [False]])), expected)

@@ -242,3 +242,24 @@ def test_a_users_coupling_transform_is_rebuilt_from_one_pass_with_ordinary_gradi
     ours = gradients(InvertibleCompose(list(layers)), x, None, weights)
     assert_same_gradients(ours, reference, torch.float64)
     assert len(calls) == 2 + 2  # our forward pass, then one pass per coupling in the backward pass
+
+
+@pytest.mark.parametrize("kind", ["fused", "plain", "lu"])
+def test_a_parameter_shared_by_two_layers_gets_its_gradient_once(kind: str) -> None:
+    """Weight tying: the same layer twice in one recomputed run. Its gradient is the sum over
+    both uses, as in ordinary autograd, not counted once per use (it was 2x)."""
+    from flowforge.nn import MLP
+    from flowforge.transforms import AffineCoupling, LULinear, half_mask
+
+    torch.manual_seed(0)
+    if kind == "lu":
+        layer: Transform = LULinear(4, seed=1).double()
+    else:
+        activation = "relu" if kind == "fused" else "tanh"  # relu on a contiguous split runs the fused kernel
+        layer = AffineCoupling(half_mask(4), lambda i, o: MLP(i, o, (8,), activation=activation)).double()
+    layer = randomized(layer)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    weights = (torch.randn(5, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64))
+    reference = gradients(Compose([layer, Reverse(), layer]), x, None, weights)
+    ours = gradients(InvertibleCompose([layer, Reverse(), layer]), x, None, weights)
+    assert_same_gradients(ours, reference, torch.float64)

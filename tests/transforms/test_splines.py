@@ -64,6 +64,30 @@ def test_round_trip_exact_at_every_knot() -> None:
     assert_close(logabsdet + inverse_logabsdet, torch.zeros_like(logabsdet), rtol=0, atol=1e-9)
 
 
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_slope_at_every_knot_is_the_derivative(inverse: bool) -> None:
+    """At a knot (ends included) the root of the inverse can round just past its bin; the clamp
+    that keeps its value in the bin must not zero the gradient there (it did at +bound)."""
+    torch.manual_seed(1)
+    params = random_params(40, scale=3.0)
+    knots = _knots(params[1] if inverse else params[0], B, 1e-3)[1]  # (40, K + 1) on the input side
+    v = knots.T.reshape(-1).clone().requires_grad_(True)
+    params = tuple(p.repeat(K + 1, 1) for p in params)
+    y, logabsdet = spline(v, params, inverse)
+    (slope,) = torch.autograd.grad(y.sum(), v)
+    assert_close(slope, logabsdet.exp(), rtol=1e-9, atol=0)
+
+
+def test_spline_map_rejects_more_bins_than_fit_and_a_bad_bound() -> None:
+    with pytest.raises(ValueError, match=r"bins must be an integer in \[2, 999\], got 1500"):
+        SplineMap(bins=1500)
+    with pytest.raises(ValueError, match="bins must be"):
+        SplineMap(bins=1)
+    for bound in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="bound must be a finite positive number"):
+            SplineMap(bins=4, bound=bound)
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_tails_are_the_identity_and_join_smoothly(dtype: torch.dtype) -> None:
     x = torch.tensor([-1e4, -7.0, -B - 1e-3, B + 1e-3, 7.0, 1e4], dtype=dtype)

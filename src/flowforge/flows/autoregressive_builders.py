@@ -151,8 +151,6 @@ def NSF(
         torch.Size([3])
     """
     _check(features, layers, hidden, context_features, permute)
-    if not isinstance(bins, int) or bins < 2:
-        raise FlowforgeError(f"bins must be an integer >= 2, got {bins!r}")
     if not autoregressive and features < 2:
         raise FlowforgeError("a coupling NSF needs features >= 2; use autoregressive=True (nsf-ar) for one feature")
     map_fn = SplineMap(bins, bound)

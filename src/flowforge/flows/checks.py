@@ -29,11 +29,27 @@ def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> Non
         raise FlowforgeError(f"{name} contains NaN or Inf")
 
 
+def cast_checked(x: Tensor, dtype: torch.dtype, name: str) -> Tensor:
+    """x in `dtype` (the flow's); FlowforgeError when finite values overflow it (1e40 in float32)."""
+    if x.dtype == dtype:
+        return x
+    cast = x.to(dtype)
+    if x.is_floating_point() and not torch.compiler.is_compiling() and torch.isfinite(cast).sum() < torch.isfinite(x).sum():
+        raise FlowforgeError(f"{name}: values too large for this flow's {str(dtype).removeprefix('torch.')}")
+    return cast
+
+
 def check_context(
-    context: Tensor | None, context_features: int, batch: int | None, name: str = "context", device: torch.device | None = None
+    context: Tensor | None,
+    context_features: int,
+    batch: int | None,
+    name: str = "context",
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tensor | None:
     """Validate a context; a single (context_features,) vector is broadcast to `batch` rows. A
-    context given as a list or array becomes a tensor on `device` (the flow's)."""
+    context given as a list or array becomes a tensor on `device` (the flow's); with `dtype` (the
+    flow's), integer, boolean and other floating contexts are cast to it."""
     if context_features == 0:
         if context is not None:
             raise FlowforgeError("this flow is unconditional: pass no context")
@@ -41,7 +57,14 @@ def check_context(
     if context is None:
         raise FlowforgeError(f"this flow is conditional: pass a context of {context_features} features")
     if not isinstance(context, Tensor):
-        context = torch.as_tensor(context, dtype=torch.get_default_dtype(), device=device)
+        try:
+            context = torch.as_tensor(context, dtype=dtype or torch.get_default_dtype(), device=device)
+        except (TypeError, ValueError, RuntimeError):
+            raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(context).__name__}") from None
+    if context.is_complex():
+        raise FlowforgeError(f"{name}: expected real numbers, got dtype {context.dtype}")
+    if dtype is not None:
+        context = cast_checked(context, dtype, name)
     if context.dim() == 1 and context.shape[0] == context_features and batch is not None:
         context = context.expand(batch, context_features)
     if context.dim() != 2 or context.shape[1] != context_features or (batch is not None and context.shape[0] != batch):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..transforms.base import Transform
 from ..transforms.inplace import runs_blocked
-from .checks import check_batch, check_context
+from .checks import cast_checked, check_batch, check_context
 from .distribution import FlowDistribution
 
 
@@ -73,13 +74,11 @@ class Flow(nn.Module):
                 x = torch.as_tensor(x, device=self._anchor().device)  # a list or array: onto the flow's device
             except (TypeError, ValueError, RuntimeError):
                 raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(x).__name__}") from None
-        if x.is_floating_point() and x.dtype != self._anchor().dtype:
-            cast = x.to(self._anchor().dtype)
-            if not torch.compiler.is_compiling() and torch.isfinite(cast).sum() < torch.isfinite(x).sum():
-                raise FlowforgeError(f"{name}: values too large for this flow's {str(cast.dtype).removeprefix('torch.')}")
-            x = cast
+        anchor = self._anchor()
+        if x.is_floating_point():
+            x = cast_checked(x, anchor.dtype, name)
         check_batch(x, self.event_shape, name)
-        context = check_context(context, self.context_features, x.shape[0], device=self._anchor().device)
+        context = check_context(context, self.context_features, x.shape[0], device=anchor.device, dtype=anchor.dtype)
         return x, context
 
     def _base_log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
@@ -168,11 +167,11 @@ class Flow(nn.Module):
     def _sample(
         self, n: int, temperature: float, context: Tensor | None, chunk_size: int, with_log_prob: bool
     ) -> tuple[Tensor, Tensor | None]:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise FlowforgeError(f"sample: n must be a non-negative integer, got {n!r}")
+        n = _whole_number(n, "n", minimum=0)
+        chunk_size = _whole_number(chunk_size, "chunk_size", minimum=1)
         if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
             raise FlowforgeError(f"sample: temperature must be a positive number, got {temperature!r}")
-        context = check_context(context, self.context_features, n, device=self._anchor().device)
+        context = check_context(context, self.context_features, n, device=self._anchor().device, dtype=self._anchor().dtype)
         if n == 0:  # no draws: layers with a data-dependent set-up or input checks need a row
             empty = self._anchor().new_zeros((0, *self.event_shape))
             return empty, (empty.new_zeros(0) if with_log_prob else None)
@@ -188,6 +187,18 @@ class Flow(nn.Module):
         if len(xs) == 1:  # one chunk: no copy of the whole sample
             return xs[0], (lps[0] if with_log_prob else None)
         return torch.cat(xs), (torch.cat(lps) if with_log_prob else None)
+
+
+def _whole_number(value: Any, name: str, minimum: int) -> int:
+    """value as an int (Python, numpy or 0-d integer tensor) of at least `minimum`, else FlowforgeError."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        what = "a positive" if minimum == 1 else "a non-negative"
+        raise FlowforgeError(f"sample: {name} must be {what} integer, got {value!r}")
+    return number
 
 
 def _check_finite_rows(y: Tensor, name: str) -> Tensor:

@@ -199,6 +199,9 @@ def rebuild(payload: dict[str, Any], path: str | os.PathLike) -> Flow:
     try:
         spec = json.loads(payload["spec_json"])
         flow = build_model(spec["model"], **spec["kwargs"])
+        dtype = _floating_dtype(payload["state_dict"])
+        if dtype is not None:
+            flow.to(dtype)  # a float64 flow comes back float64, not cast into the builder's float32
         flow.load_state_dict(payload["state_dict"])
     except FlowforgeError as error:
         raise FlowforgeError(f"{path}: {error}") from None
@@ -206,3 +209,9 @@ def rebuild(payload: dict[str, Any], path: str | os.PathLike) -> Flow:
         raise FlowforgeError(f"{path}: checkpoint does not match its model ({type(error).__name__}: {_first_line(error)})") from None
     check_finite_weights(flow.state_dict(), f"{path}: checkpoint holds non-finite weights")
     return flow.eval()
+
+
+def _floating_dtype(state: dict[str, Any]) -> torch.dtype | None:
+    """The floating dtype of a state_dict's tensors (None if it has none or mixes several)."""
+    dtypes = {v.dtype for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import FlowforgeError
+from ..flows.checks import cast_checked
 from .rows import NpyRows
 
 
@@ -24,6 +26,9 @@ def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) ->
         _check_rows(rows.shape, name, event_shape)
         rows.check_finite(name)
         return rows
+    if isinstance(data, NpyRows):  # already read and checked (e.g. fit's split of a .npy file)
+        _check_rows(data.shape, name, event_shape)
+        return data
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
             raise FlowforgeError(f"{name}: expected real numbers, got an array of dtype {data.dtype}")
@@ -38,6 +43,40 @@ def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) ->
     if bad.any():
         raise FlowforgeError(f"{name} contains NaN or Inf (first in row {int(bad.nonzero()[0])})")
     return data
+
+
+def check_same_rows(data: Tensor | NpyRows, context: Tensor | NpyRows | None, name: str, context_name: str) -> None:
+    """FlowforgeError unless the context (when given) has one row per data row."""
+    if context is not None and context.shape[0] != data.shape[0]:
+        raise FlowforgeError(f"{context_name} has {context.shape[0]} rows but {name} has {data.shape[0]}: one context row per data row")
+
+
+def to_flow_dtype(data: Tensor | NpyRows | None, dtype: torch.dtype, name: str) -> Tensor | NpyRows | None:
+    """data in the flow's dtype; a named error when finite values overflow it (1e300 to float32)."""
+    if data is None:
+        return None
+    if isinstance(data, Tensor):
+        return cast_checked(data, dtype, name)
+    return data.to(dtype)
+
+
+def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -> None:
+    """Warn when casting float64 data to the flow's float32 leaves a column fewer than ~1,000
+    distinct values per standard deviation (e.g. Unix timestamps: 1.7e9 +- 600 s)."""
+    if not isinstance(data, Tensor) or data.dtype != torch.float64 or dtype != torch.float32 or data.shape[0] < 2:
+        return
+    rows = data.reshape(data.shape[0], -1)
+    spacing = rows.abs().amax(0) * torch.finfo(dtype).eps  # float32's step near the column's largest value
+    std = rows.std(0)
+    coarse = (std > 0) & (std < 1000 * spacing)
+    if coarse.any():
+        j = int(coarse.nonzero()[0])
+        warnings.warn(
+            f"{name}: column {j} varies by {float(std[j]):.3g} around {float(rows[:, j].mean()):.6g}; in this flow's "
+            f"float32 it keeps about {float(std[j] / spacing[j]):.0f} distinct values per standard deviation. "
+            "Build the flow in float64 (flow.double()) or subtract an offset from the column first.",
+            stacklevel=4,  # warn_lost_precision < fit < torch.enable_grad wrapper < the caller
+        )
 
 
 MAX_VALIDATION_ROWS = 50_000  # enough for a precise NLL; keeps evaluations cheap on huge data

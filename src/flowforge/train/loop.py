@@ -13,7 +13,7 @@ from ..flows.flow import Flow
 from ..nn.precision import set_precision
 from ..transforms.standardize import Standardize
 from . import distributed
-from .data import as_data, batch_index, check_positive, split_validation
+from .data import as_data, batch_index, check_positive, check_same_rows, split_validation, to_flow_dtype, warn_lost_precision
 from .history import History
 from .optim import adam
 from .schedule import learning_rate
@@ -34,8 +34,9 @@ class _NLL(nn.Module):
 
 
 @torch.no_grad()
-def mean_nll(flow: Flow, data: Tensor, context: Tensor | None = None, batch_size: int = 8192) -> float:
-    """Mean negative log-likelihood (nats) of `data` under `flow` in eval mode, over all ranks.
+def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> float:
+    """Mean negative log-likelihood (nats) of `data` (a tensor, array or .npy path) under `flow`
+    in eval mode, over all ranks.
 
     Example:
         >>> import torch, flowforge
@@ -43,6 +44,9 @@ def mean_nll(flow: Flow, data: Tensor, context: Tensor | None = None, batch_size
         >>> round(flowforge.mean_nll(flow, torch.zeros(10, 2)), 4)  # -log N(0; 0, I) = log(2 pi)
         1.8379
     """
+    data = as_data(data, "data", flow.event_shape)
+    context = as_data(context, "context") if context is not None else None
+    check_same_rows(data, context, "data", "context")
     was_training = flow.training
     flow.eval()
     device = flow._anchor().device
@@ -59,9 +63,15 @@ def mean_nll(flow: Flow, data: Tensor, context: Tensor | None = None, batch_size
 
 
 def _prepare_standardize(flow: Flow, train: Tensor) -> None:
+    """Fit the first layer's Standardize if it is not yet fitted. Data-dependent set-ups done
+    before (an ActNorm that saw a batch in training mode, e.g. a log_prob call before fit) saw
+    unstandardised data: they are undone, so the first training batch sets them up again."""
     first = flow.transform[0] if hasattr(flow.transform, "__getitem__") else flow.transform
     if isinstance(first, Standardize) and not bool(first.is_fitted):
         first.fit_(train)
+        for name, flag in flow.named_buffers():
+            if name.endswith("is_initialized"):
+                flag.fill_(False)
 
 
 @torch.no_grad()
@@ -139,18 +149,22 @@ def fit(
     _check_options(steps, epochs, batch_size, lr, grad_clip, eval_every, patience)
     train = as_data(train, "train", flow.event_shape)
     context = as_data(context, "context") if context is not None else None
+    check_same_rows(train, context, "train", "context")
     if val is None:
+        if val_context is not None:
+            raise FlowforgeError("fit: val_context was given without val")
         train, context, val, val_context = split_validation(train, context, val_fraction, seed)
     else:
         val = as_data(val, "val", flow.event_shape)
         val_context = as_data(val_context, "val_context") if val_context is not None else None
+        check_same_rows(val, val_context, "val", "val_context")
     steps = steps or (epochs * max(1, train.shape[0] // batch_size) if epochs else 2000)
     warmup = min(100, steps // 20) if warmup is None else warmup
     eval_every = eval_every or max(1, steps // 50)
     device, dtype = flow._anchor().device, flow._anchor().dtype
-    train, val = train.to(dtype), (val.to(dtype) if val is not None else None)
-    context = context.to(dtype) if context is not None else None
-    val_context = val_context.to(dtype) if val_context is not None else None
+    warn_lost_precision(train, dtype, "train")
+    train, val = to_flow_dtype(train, dtype, "train"), to_flow_dtype(val, dtype, "val")
+    context, val_context = to_flow_dtype(context, dtype, "context"), to_flow_dtype(val_context, dtype, "val_context")
 
     def batch(step: int) -> tuple[Tensor, Tensor | None]:
         index = distributed.shard(batch_index(step, train.shape[0], batch_size, seed))

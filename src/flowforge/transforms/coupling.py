@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..errors import FlowforgeError
+from ..errors import FlowforgeError, check_bound
 from ..nn.mlp import MLP
 from .base import CouplingTransform
 from .fused import MIN_BLOCK_ROWS, blocked_rows, coupling_
@@ -78,6 +78,7 @@ class AffineCoupling(CouplingTransform):
         # a contiguous split [kept | transformed] needs only slicing, no gather/scatter
         self.is_contiguous = bool((order == torch.arange(len(order))).all())
         self.split = len(identity)
+        check_bound("bound", bound)
         self.scale, self.bound = scale, bound
         self.net = net_factory(len(identity), len(transformed) * (2 if scale else 1))
         # the default conditioner on a contiguous split runs the hand-written kernel of fused.py

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import FlowforgeError
+from ..errors import FlowforgeError, check_bound
 from .base import CouplingTransform
 from .coupling import soft_clamp
 
@@ -46,6 +46,7 @@ class MaskedAffineCoupling(CouplingTransform):
         if mask.all() or not mask.any():
             raise FlowforgeError("coupling mask needs both ones (kept) and zeros (transformed)")
         self.register_buffer("mask", mask.float())
+        check_bound("bound", bound)
         self.net, self.scale, self.bound = net, scale, bound
 
     def _scale_shift(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -11,8 +11,9 @@ from typing import Protocol
 
 from torch import Tensor
 
+from ..errors import FlowforgeError, check_bound
 from .coupling import soft_clamp
-from .splines import rational_quadratic_spline
+from .splines import MIN_BIN_WIDTH, rational_quadratic_spline
 
 
 class ElementwiseMap(Protocol):
@@ -30,6 +31,9 @@ class AffineMap:
 
     bound: float = 3.0
     params_per_feature: int = 2
+
+    def __post_init__(self) -> None:
+        check_bound("bound", self.bound)
 
     def __call__(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
         s, t = soft_clamp(params[..., 0], self.bound), params[..., 1]
@@ -50,6 +54,13 @@ class SplineMap:
 
     bins: int = 8
     bound: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_bound("bound", self.bound)
+        # each bin is at least MIN_BIN_WIDTH of the interval, so at most 1 / MIN_BIN_WIDTH - 1 bins fit
+        limit = round(1 / MIN_BIN_WIDTH) - 1
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or not 2 <= self.bins <= limit:
+            raise FlowforgeError(f"bins must be an integer in [2, {limit}], got {self.bins!r}")
 
     @property
     def params_per_feature(self) -> int:

@@ -80,7 +80,8 @@ class InvertibleCompose(Compose):
 def _apply_run(run: list[Transform], x: Tensor, context: Tensor | None, total: Tensor) -> tuple[Tensor, Tensor]:
     if not run:
         return x, total
-    params = [p for t in run for p in t.parameters() if p.requires_grad]
+    # each parameter once, however many layers share it: backward returns its summed gradient
+    params = list(dict.fromkeys(p for t in run for p in t.parameters() if p.requires_grad))
     z, logabsdet = _Recompute.apply(tuple(run), context, x, *params)
     return z, total + logabsdet
 

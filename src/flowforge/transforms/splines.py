@@ -7,6 +7,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad, softmax, softplus
 
+MIN_BIN_WIDTH = 1e-3  # default smallest bin, as a fraction of [-bound, bound]: at most 999 bins
+
 
 def _knots(unnormalized: Tensor, bound: float, minimum: float) -> tuple[Tensor, Tensor]:
     """Bin sizes (..., K) and knots (..., K + 1) on [-bound, bound]; each bin at least minimum * 2B."""
@@ -41,8 +43,8 @@ def rational_quadratic_spline(
     derivatives: Tensor,
     inverse: bool = False,
     bound: float = 3.0,
-    min_width: float = 1e-3,
-    min_height: float = 1e-3,
+    min_width: float = MIN_BIN_WIDTH,
+    min_height: float = MIN_BIN_WIDTH,
     min_derivative: float = 1e-3,
 ) -> tuple[Tensor, Tensor]:
     """Elementwise monotone rational-quadratic spline on [-B, B], identity outside.
@@ -82,7 +84,9 @@ def rational_quadratic_spline(
     if inverse:
         dy, curvature = v - y_k, d1 + d0 - 2 * s
         a, b, c = h * (s - d0) + dy * curvature, h * d0 - dy * curvature, -s * dy
-        theta = (2 * c / (-b - torch.sqrt((b * b - 4 * a * c).clamp_min(0)))).clamp(0, 1)
+        root = 2 * c / (-b - torch.sqrt((b * b - 4 * a * c).clamp_min(0)))
+        # the root can round just past [0, 1] at a knot: clamp its value but keep its gradient
+        theta = root + (root.clamp(0, 1) - root).detach()
         y, logabsdet = x_k + theta * w, -_log_slope(theta, s, d0, d1)
     else:
         theta = ((v - x_k) / w).clamp(0, 1)

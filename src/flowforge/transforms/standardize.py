@@ -12,8 +12,9 @@ class Standardize(Transform):
 
     Being a layer of the flow, it makes `log_prob` come out on the user's original scale (its
     Jacobian included), and `sample` return data on that scale. It starts as the identity;
-    `fit_` (called by `flowforge.fit` on the training set) sets the statistics. Constant or
-    near-constant columns get scale 1 rather than a division by ~0.
+    `fit_` (called by `flowforge.fit` on the training set) sets the statistics. A constant
+    column (spread at float64 rounding of its mean, or below 1e-30) gets scale 1 rather than a
+    division by ~0; a small but real spread (1e-7 +- 1e-9) is standardised like any other.
     """
 
     def __init__(self, features: int) -> None:
@@ -24,19 +25,28 @@ class Standardize(Transform):
 
     @torch.no_grad()
     def fit_(self, x: Tensor, chunk: int = 16384) -> None:
-        """Set mean and scale from data x (N, D) in one streaming pass (float64 sums)."""
-        total = torch.zeros(x.shape[1], dtype=torch.float64)
-        total_sq = torch.zeros_like(total)
+        """Set mean and scale from data x (N, D) in one streaming pass, in float64.
+
+        Each chunk's mean and sum of squared deviations M2 are merged into the running ones
+        (Chan et al.): M2 = M2_a + M2_b + delta^2 n_a n_b / n. Unlike E[x^2] - E[x]^2 this keeps
+        its precision when the mean dwarfs the spread (timestamps: mean 1.7e9, std 30)."""
+        count = 0
+        mean = torch.zeros(x.shape[1], dtype=torch.float64)
+        m2 = torch.zeros_like(mean)
         for start in range(0, x.shape[0], chunk):
             part = torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
-            total += part.sum(0)
-            total_sq += (part * part).sum(0)
-        n = max(x.shape[0], 1)
-        mean = total / n
-        var = (total_sq / n - mean * mean).clamp_min(0)
-        std = var.sqrt()
-        # a constant column has no spread to normalise: leave its scale alone
-        tiny = std <= 1e-8 * mean.abs().clamp_min(1.0)
+            n_part = part.shape[0]
+            part_mean = part.mean(0)
+            part_m2 = ((part - part_mean) ** 2).sum(0)
+            delta = part_mean - mean
+            total = count + n_part
+            mean = mean + delta * (n_part / total)
+            m2 = m2 + part_m2 + delta * delta * (count * n_part / total)
+            count = total
+        std = (m2 / max(count, 1)).sqrt()
+        # a constant column has no spread to normalise: leave its scale alone. Constant means no
+        # spread beyond float64 rounding of its mean; a column of 1e-7 +- 1e-9 is not constant.
+        tiny = (std <= 1e-12 * mean.abs()) | (std < 1e-30)
         std = torch.where(tiny, torch.ones_like(std), std)
         self.mean.copy_(mean.to(self.mean))
         self.scale.copy_(std.to(self.scale))

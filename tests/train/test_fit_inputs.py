@@ -1,0 +1,99 @@
+"""fit and mean_nll on awkward inputs: mismatched contexts, tiny or offset scales, overflow,
+float64 data a float32 flow cannot resolve, a data-dependent set-up before fit."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import flowforge
+from flowforge import FlowforgeError
+from flowforge.transforms import ActNorm, Standardize
+
+
+def quiet_fit(flow: flowforge.Flow, *args, **kwargs) -> flowforge.History:
+    return flowforge.fit(flow, *args, progress=False, **{"batch_size": 64, **kwargs})
+
+
+def conditional_flow() -> flowforge.Flow:
+    return flowforge.RealNVP(2, layers=2, hidden=(8,), context_features=1)
+
+
+@pytest.mark.parametrize("rows", [200, 1000])
+def test_a_context_with_another_row_count_is_named(rows: int) -> None:
+    """Fewer rows used to fail deep inside indexing; more rows trained on mispaired contexts."""
+    with pytest.raises(FlowforgeError, match=f"context has {rows} rows but train has 300"):
+        quiet_fit(conditional_flow(), torch.randn(300, 2), context=torch.randn(rows, 1), steps=2)
+
+
+def test_a_val_context_must_match_val_and_needs_val() -> None:
+    x, c = torch.randn(300, 2), torch.randn(300, 1)
+    with pytest.raises(FlowforgeError, match="val_context has 80 rows but val has 50"):
+        quiet_fit(conditional_flow(), x, torch.randn(50, 2), context=c, val_context=torch.randn(80, 1), steps=2)
+    with pytest.raises(FlowforgeError, match="val_context was given without val"):
+        quiet_fit(conditional_flow(), x, context=c, val_context=torch.randn(30, 1), steps=2)
+
+
+def test_values_that_overflow_the_flow_are_named_as_such() -> None:
+    x = torch.randn(100, 2, dtype=torch.float64)
+    x[7, 1] = 1e300
+    with pytest.raises(FlowforgeError, match="train: values too large for this flow's float32"):
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), x, steps=2)
+
+
+def test_standardize_keeps_a_small_real_spread_and_a_large_offset() -> None:
+    """A column of 1e-7 +- 1e-9 is not constant (it was left at scale 1); a mean of 1.7e9 does
+    not swallow a spread of 30 (E[x^2] - E[x]^2 gave 45); a truly constant column gets scale 1."""
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(5000, 3, generator=generator, dtype=torch.float64)
+    x = torch.stack([1e-7 + 1e-9 * noise[:, 0], 1.7e9 + 30 * noise[:, 1], torch.full((5000,), 0.1, dtype=torch.float64)], 1)
+    layer = Standardize(3).double()
+    layer.fit_(x, chunk=777)  # several chunks, merged
+    expected = torch.stack([x[:, 0].std(unbiased=False), x[:, 1].std(unbiased=False), torch.tensor(1.0, dtype=torch.float64)])
+    torch.testing.assert_close(layer.scale, expected, rtol=1e-9, atol=0)
+    torch.testing.assert_close(layer.mean, x.mean(0), rtol=1e-12, atol=0)
+
+
+def test_small_scale_data_trains_better_than_a_gaussian_on_the_raw_scale() -> None:
+    torch.manual_seed(0)
+    x = 1e-7 + 1e-9 * (torch.randn(600, 2) @ torch.tensor([[1.0, 0.8], [0.0, 0.6]]))
+    train, test = x[:500], x[500:]
+    flow = flowforge.RealNVP(2, layers=2, hidden=(16,))
+    quiet_fit(flow, train, steps=100)
+    gaussian = torch.distributions.MultivariateNormal(train.double().mean(0), torch.cov(train.double().T))
+    assert flowforge.mean_nll(flow, test) < -gaussian.log_prob(test.double()).mean().item() + 1.0  # it was 29 nats worse
+
+
+def test_an_actnorm_set_up_before_fit_is_redone_on_standardised_data() -> None:
+    """A log_prob call in training mode before fit sets ActNorm up on raw data (mean 5e4);
+    fit's Standardize then changes what ActNorm sees, so fit sets it up again."""
+    torch.manual_seed(0)
+    x = 5e4 + 1e3 * torch.randn(400, 2)
+    flow = flowforge.Glow(2, layers=2, hidden=(8,))
+    flow.log_prob(x[:4])  # a sanity check by the user
+    quiet_fit(flow, x, steps=1, lr=1e-6)
+    first = next(t for t in flow.transform if isinstance(t, ActNorm))
+    assert first.log_sigma.abs().max() < 1.0  # the raw data's log-std is ~6.9
+
+
+def test_float64_data_a_float32_flow_cannot_resolve_warns() -> None:
+    timestamps = 1.7e9 + 600 * torch.randn(200, 1, dtype=torch.float64)
+    x = torch.cat([timestamps, torch.randn(200, 1, dtype=torch.float64)], 1)
+    with pytest.warns(UserWarning, match=r"column 0 varies by .*\(flow.double\(\)\)"):
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), x, steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)).double(), x, steps=2)  # float64 flow: fine
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), torch.randn(200, 2, dtype=torch.float64), steps=2)
+
+
+def test_mean_nll_takes_arrays_and_names_bad_data() -> None:
+    flow = flowforge.RealNVP(2, layers=2, hidden=(8,))
+    x = np.zeros((10, 2))
+    assert flowforge.mean_nll(flow, x) == pytest.approx(np.log(2 * np.pi), rel=1e-6)
+    with pytest.raises(FlowforgeError, match="data is empty"):
+        flowforge.mean_nll(flow, torch.zeros(0, 2))
+    with pytest.raises(FlowforgeError, match="context has 3 rows but data has 10"):
+        flowforge.mean_nll(conditional_flow(), x, torch.zeros(3, 1))
