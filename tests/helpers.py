@@ -23,3 +23,17 @@ class Malicious:
 
 # the arguments of a quick `flowforge train`: 600 points of two moons, a two-layer model
 TINY_TRAIN = ["--data", "moons", "--n", "600", "--layers", "2", "--hidden", "16", "--batch-size", "64", "--threads", "1", "--no-progress"]
+
+
+def write_normal_npy(path: Path, rows: int, features: int, chunk: int = 131_072) -> float:
+    """A float32 .npy file of standard normal rows, written a chunk at a time (the whole array is
+    never in memory); returns its size in MiB."""
+    import numpy as np
+
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, features))
+    for start in range(0, rows, chunk):
+        stop = min(start + chunk, rows)
+        array[start:stop] = np.random.default_rng(start).normal(size=(stop - start, features))
+    array.flush()
+    del array
+    return path.stat().st_size / 2**20

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from . import __version__, cli_commands
@@ -190,7 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlowforgeError as error:  # a usage mistake: never worth a traceback
         return _fail(error)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return args.handler(args)
+    except BrokenPipeError:  # the reader went away (`flowforge sample RUN | head`): stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE: what the shell reports for a tool stopped by a closed pipe
     except (FlowforgeError, OSError) as error:
         if args.debug:
             raise
@@ -209,6 +217,18 @@ def _unknown_arguments(parser: argparse.ArgumentParser, command: str, unknown: l
     guess = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1) if unknown[0].startswith("--") else []
     hint = f"; did you mean {guess[0]}?" if guess else ""
     return f"{command}: unrecognized arguments: {' '.join(unknown)}{hint} (valid options: {', '.join(known)})"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line, like the errors (no source path and code line; --debug shows them)."""
+    print(f"flowforge: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _fail(error: Exception) -> int:

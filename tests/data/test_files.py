@@ -41,6 +41,13 @@ def test_npz_with_unknown_keys_lists_them(tmp_path: Path) -> None:
         read_array(tmp_path / "empty.npz")
 
 
+def test_npz_errors_are_not_rewrapped(tmp_path: Path) -> None:
+    np.savez(tmp_path / "multi.npz", train=np.ones((2, 2)), test=np.ones((2, 2)))
+    with pytest.raises(FlowforgeError) as caught:
+        read_array(tmp_path / "multi.npz")
+    assert str(caught.value) == f"{tmp_path / 'multi.npz'} holds several arrays (train, test); store the data as 'x', 'data' or 'arr_0'"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FlowforgeError, match=re.escape(f"no such file: {tmp_path / 'gone.npy'}")):
         read_array(tmp_path / "gone.npy")

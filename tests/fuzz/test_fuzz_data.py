@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,3 +69,11 @@ def test_random_bytes_with_a_numpy_name(raw: bytes, suffix: str) -> None:
         path = Path(folder) / f"x{suffix}"
         path.write_bytes(b"\x93NUMPY" + raw if raw[:1] == b"\x01" else raw)
         _read_or_error(path)
+
+
+def test_a_file_that_starts_like_an_npz_but_is_not_one_is_named(tmp_path) -> None:
+    """Found by test_random_bytes_with_a_numpy_name: zipfile's BadZipFile escaped unnamed."""
+    path = tmp_path / "x.npy"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(FlowforgeError, match="x.npy is not a valid NumPy file"):
+        read_array(path)

@@ -118,18 +118,19 @@ def good_bytes(tmp_path: Path) -> bytes:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda good: good[: len(good) // 2],  # truncated
-        lambda good: good[:100],
-        lambda good: b"",
-        lambda good: os.urandom(4096),
-        lambda good: b"not a checkpoint at all\n" * 10,
+        (lambda good: good[: len(good) // 2], "truncated"),
+        (lambda good: good[:100], "truncated"),
+        (lambda good: b"", "empty"),
+        (lambda good: b"\x00" + os.urandom(4096), "not a file written by torch.save"),
+        (lambda good: b"not a checkpoint at all\n" * 10, "not a file written by torch.save"),
     ],
     ids=["half", "head", "empty", "random", "text"],
 )
 def test_damaged_files_raise(damage, tmp_path: Path) -> None:
+    make, why = damage
     path = tmp_path / "bad.pt"
-    path.write_bytes(damage(good_bytes(tmp_path)))
-    with pytest.raises(FlowforgeError, match="bad.pt"):
+    path.write_bytes(make(good_bytes(tmp_path)))
+    with pytest.raises(FlowforgeError, match=f"bad.pt is not a readable flowforge checkpoint: .*{why}"):
         flowforge.load(path)
 
 
@@ -164,9 +165,11 @@ def test_pickled_code_is_never_run(writer: str, tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
         torch.save(payload, handle) if writer == "torch" else pickle.dump(payload, handle)
-    with pytest.raises(FlowforgeError, match="evil.pt"):
+    with pytest.raises(FlowforgeError, match="evil.pt") as raised:
         flowforge.load(path)
     assert not marker.exists()
+    if writer == "torch":
+        assert "pickled Python objects besides tensors" in str(raised.value)
     # the same file does run code when unpickled without weights_only: the test really tests something
     if writer == "pickle":
         with open(path, "rb") as handle:

@@ -97,3 +97,9 @@ def test_mean_nll_takes_arrays_and_names_bad_data() -> None:
         flowforge.mean_nll(flow, torch.zeros(0, 2))
     with pytest.raises(FlowforgeError, match="context has 3 rows but data has 10"):
         flowforge.mean_nll(conditional_flow(), x, torch.zeros(3, 1))
+
+
+def test_a_run_whose_validation_nll_is_never_finite_raises() -> None:
+    """lr 1e30: one step wrecks the weights; their NaN validation NLL is no state to return to."""
+    with pytest.raises(FlowforgeError, match="training diverged"):
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), torch.randn(300, 2), steps=30, lr=1e30)

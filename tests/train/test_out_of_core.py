@@ -13,18 +13,15 @@ import torch
 import flowforge
 from flowforge.train.rows import NpyRows
 
+from ..helpers import write_normal_npy
+
 WORKER = Path(__file__).with_name("oocore_worker.py")
 
 
 def test_npy_file_trains_with_memory_well_below_its_size(tmp_path: Path) -> None:
     rows, features = 1_600_000, 64  # 400 MiB of float32
     path = tmp_path / "big.npy"
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, features))
-    for start in range(0, rows, 200_000):
-        array[start : start + 200_000] = np.random.default_rng(start).normal(size=(200_000, features))
-    array.flush()
-    del array
-    size_mb = path.stat().st_size / 2**20
+    size_mb = write_normal_npy(path, rows, features, chunk=200_000)
     done = subprocess.run([sys.executable, str(WORKER), str(path), str(features)], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,4 +1,4 @@
-"""One name or path -> float32 array (`load_dataset`), and a reproducible train/test `split`."""
+"""One name or path -> float32 array (`load_dataset`), and a reproducible train/test `split` (of rows or of row indices)."""
 from __future__ import annotations
 
 import os
@@ -37,20 +37,29 @@ def load_table(spec: str | os.PathLike, n: int | None = None, seed: int = 0) -> 
         x, names = read_csv_with_header(spec)
     else:
         raise FlowforgeError(f"unknown dataset {os.fspath(spec)!r}; choose from {', '.join(DATASETS)}, or give a .npy/.npz/.csv file")
-    if n is None:
-        return x, names
-    if check_size(n) > len(x):
-        raise FlowforgeError(f"{os.fspath(spec)} has {len(x)} rows, fewer than n={n}")
+    return (x, names) if n is None else (x[subset_indices(len(x), n, seed, spec)], names)
+
+
+def subset_indices(rows: int, n: int, seed: int, spec: str | os.PathLike) -> np.ndarray:
+    """The rows of the random n-row subset that `load_table(spec, n, seed)` takes of a `rows`-row file."""
+    if check_size(n) > rows:
+        raise FlowforgeError(f"{os.fspath(spec)} has {rows} rows, fewer than n={n}")
     # [seed, 1]: a stream apart from the one the digits noise drew from `seed`
-    return x[np.random.default_rng([seed, 1]).permutation(len(x))[:n]], names
+    return np.random.default_rng([seed, 1]).permutation(rows)[:n]
 
 
 def split(x: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle the rows of `x` with `seed` and return (train, test); both get at least one row."""
+    train, test = split_indices(len(x), test_fraction, seed)
+    return x[train], x[test]
+
+
+def split_indices(rows: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The row indices (train, test) that `split` takes of a table of `rows` rows."""
     if not 0 < test_fraction < 1:
         raise FlowforgeError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    if len(x) < 2:
-        raise FlowforgeError(f"cannot split {len(x)} row(s) into train and test")
-    n_test = min(max(round(test_fraction * len(x)), 1), len(x) - 1)
-    order = np.random.default_rng(seed).permutation(len(x))
-    return x[order[n_test:]], x[order[:n_test]]
+    if rows < 2:
+        raise FlowforgeError(f"cannot split {rows} row(s) into train and test")
+    n_test = min(max(round(test_fraction * rows), 1), rows - 1)
+    order = np.random.default_rng(seed).permutation(rows)
+    return order[n_test:], order[:n_test]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,13 @@ def _load_numpy(path: Path, name: str) -> np.ndarray:
             return loaded
         with loaded:
             return _pick(loaded, name)
+    except FlowforgeError:  # _pick's own message (a ValueError too): already names the problem
+        raise
     except ValueError as e:
         if "Object arrays" in str(e):
             raise FlowforgeError(f"{name} holds pickled Python objects, which flowforge does not load; save a numeric array") from e
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: starts like an .npz, is not one
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
 
 

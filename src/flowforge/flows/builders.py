@@ -35,8 +35,11 @@ MASKS = {"half": half_mask, "alternating": alternating_mask}
 MEMORY = {"standard": Compose, "invertible": InvertibleCompose}
 
 
-def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0) -> None:
+def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0, model: str = "") -> None:
     """Named errors for impossible sizes, before any torch call sees them."""
+    if isinstance(features, int) and not isinstance(features, bool) and features == 1 and model:
+        raise FlowforgeError(f"{model} needs features >= 2 (a coupling keeps some features and transforms the rest); "
+                             "for one feature use maf or nsf-ar")
     check_int("features", features, 2)  # a coupling needs a part to keep and a part to transform
     check_int("layers", layers, 1)
     if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
@@ -96,7 +99,7 @@ def RealNVP(
         >>> flow.sample(3).shape
         torch.Size([3, 2])
     """
-    check_sizes(features, layers, hidden, context_features)
+    check_sizes(features, layers, hidden, context_features, "realnvp")
     make_mask, norm_layer = _choose(MASKS, mask, "mask"), _choose(NORMS, norm, "norm")
     factory = _mlp_factory(hidden, context_features, activation)
     steps: list[Transform] = []
@@ -126,7 +129,7 @@ def NICE(
 
     Reference: Dinh et al., NICE: Non-linear Independent Components Estimation, 2015 (arXiv:1410.8516).
     """
-    check_sizes(features, layers, hidden, context_features)
+    check_sizes(features, layers, hidden, context_features, "nice")
     make_mask = _choose(MASKS, mask, "mask")
     factory = _mlp_factory(hidden, context_features, activation)
     steps: list[Transform] = []
@@ -156,7 +159,7 @@ def Glow(
 
     Reference: Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, 2018.
     """
-    check_sizes(features, layers, hidden, context_features)
+    check_sizes(features, layers, hidden, context_features, "glow")
     factory = _mlp_factory(hidden, context_features, activation)
     steps: list[Transform] = []
     for i in range(layers):

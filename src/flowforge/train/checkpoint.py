@@ -10,6 +10,7 @@ import glob
 import hashlib
 import json
 import os
+import pickle
 import stat
 import tempfile
 from pathlib import Path
@@ -35,7 +36,10 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _about(error, path) from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -43,10 +47,17 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename == tmp:
+            raise _about(error, path) from None
         raise
     _fsync_folder(path.parent)
+
+
+def _about(error: OSError, path: Path) -> OSError:
+    """The same error, about the file the user named rather than its hidden temporary."""
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def _umask() -> int:
@@ -155,6 +166,22 @@ def _first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [""])[0][:200]
 
 
+def _why_unreadable(path: Path, error: BaseException) -> str:
+    """What torch.load's failure means for the user (its own text speaks of zip internals and
+    weights_only options, and is cut off in a one-line error)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        return "the file is empty"
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return "it is not a file written by torch.save (a checkpoint is a zip archive)"
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds pickled Python objects besides tensors, which are never unpickled here (no code from a file runs)"
+    if "central directory" in str(error) or "zip archive" in str(error):
+        return "the file is truncated (an incomplete copy, or a full disk when it was written)"
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
 def _resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -170,7 +197,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- truncated zip, pickled code, not a torch file at all
-        raise FlowforgeError(f"{path} is not a readable flowforge checkpoint ({type(error).__name__}: {_first_line(error)})") from None
+        raise FlowforgeError(f"{path} is not a readable flowforge checkpoint: {_why_unreadable(path, error)}") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise FlowforgeError(f"{path} is not a flowforge checkpoint")
     version = payload["format_version"]

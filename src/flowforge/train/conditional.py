@@ -18,11 +18,19 @@ from torch import Tensor
 from .. import data
 from ..errors import FlowforgeError
 from ..flows import Flow
+from .rows import NpyRows
 
 
-def split_context(x: np.ndarray, columns: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(x, context) of a table; the context is None when there are no context columns."""
-    return data.split_columns(x, columns) if columns else (x, None)
+def split_context(x: np.ndarray | NpyRows, columns: list[int]) -> tuple[np.ndarray | NpyRows, np.ndarray | NpyRows | None]:
+    """(x, context) of a table; the context is None when there are no context columns.
+
+    A table streamed from a .npy file (NpyRows) splits into two column views of it.
+    """
+    if not columns:
+        return x, None
+    if isinstance(x, NpyRows):
+        return x.select([j for j in range(x.shape[1]) if j not in set(columns)]), x.select(columns)
+    return data.split_columns(x, columns)
 
 
 def context_record(columns: list[int], names: list[str] | None) -> dict[str, Any] | None:

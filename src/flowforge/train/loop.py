@@ -1,6 +1,7 @@
 """fit: maximum-likelihood training with validation, best-weights keeping and early stopping."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -240,6 +241,11 @@ def fit(
             checkpoint()
     bar.close()
     set_precision(flow, "fp32")  # evaluation and sampling after training run at full precision
+    if history.val_nll and state.best is None and not history.interrupted:
+        raise FlowforgeError(
+            f"training diverged: the validation NLL was never finite ({len(history.val_nll)} evaluations, "
+            f"{history.skipped_steps} steps skipped); lower lr or check the data"
+        )
     checkpoint_state = None
     if not history.interrupted:
         live = clone_state(flow)
@@ -276,14 +282,18 @@ def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainSta
 
 
 def _evaluate(flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None) -> None:
-    """Snapshot the good state; measure validation NLL, keep the best weights, decide early stop."""
-    state.good = (clone_state(flow), clone_state(optimizer))
+    """Snapshot the good state; measure validation NLL, keep the best weights, decide early stop.
+    Weights whose validation NLL is not finite are no state to restore: they are not kept."""
+    snapshot = (clone_state(flow), clone_state(optimizer))
     if val is None:
+        state.good = snapshot
         return
     history = state.history
     val_nll = mean_nll(flow, val, val_context)
     history.val_step.append(state.step)
     history.val_nll.append(val_nll)
+    if math.isfinite(val_nll):
+        state.good = snapshot
     if val_nll < history.best_val_nll:
         history.best_val_nll, history.best_step = val_nll, state.step
         state.best, state.evals_since_best = state.good[0], 0

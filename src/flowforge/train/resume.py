@@ -56,11 +56,17 @@ def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every:
     path = folder / CHECKPOINT_NAME
     for name in RUN_FILES:  # temporaries of a writer killed mid-save; the files themselves are whole
         remove_stale_temporaries(folder / name)
+    if not path.exists():
+        raise FlowforgeError(
+            f"cannot resume {run}: it stopped before its first checkpoint (no {CHECKPOINT_NAME}); "
+            "start it again with the same --out, and --save-every N to checkpoint during training"
+        )
     payload = read_checkpoint(path)
     state = resume_state(payload, path)
     done, total = state["step"], steps or config.steps
     if done >= total:
-        raise FlowforgeError(f"{run} has already trained {done} of {config.steps} steps; pass a larger --steps to train on")
+        trained = f"{done} steps, not fewer than --steps {steps}" if steps else f"{done} of {config.steps} steps"
+        raise FlowforgeError(f"{run} has already trained {trained}; pass a larger --steps to train on")
     if state["history"].get("stopped_early"):
         if steps is None:
             raise FlowforgeError(f"{run} stopped early at step {done} (no better validation NLL); pass --steps to train on regardless")

@@ -37,37 +37,47 @@ def _read_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 
 class NpyRows:
-    """Rows of a numeric .npy file, optionally a subset given by row indices."""
+    """Rows of a numeric .npy file, optionally a subset given by row indices and, for a 2-D file,
+    some of its columns (e.g. a conditional run's data and context columns)."""
 
-    def __init__(self, path: str | os.PathLike, index: Tensor | None = None, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, path: str | os.PathLike, index: Tensor | None = None, dtype: torch.dtype = torch.float32,
+                 columns: tuple[int, ...] | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FlowforgeError(f"no such file: {self.path}")
         self.file_shape, self.file_dtype, self.offset = _read_header(self.path)
         if len(self.file_shape) < 2:
             raise FlowforgeError(f"{self.path}: expected a 2-D (rows, features) array, got shape {self.file_shape}")
+        if columns is not None and (len(self.file_shape) != 2 or not all(0 <= j < self.file_shape[1] for j in columns)):
+            raise FlowforgeError(f"{self.path}: columns {list(columns)} are not columns of its {self.file_shape} array")
         self.row_items = math.prod(self.file_shape[1:])
-        self.index, self.dtype = index, dtype
+        self.index, self.dtype, self.columns = index, dtype, columns
 
     def __len__(self) -> int:
         return self.file_shape[0] if self.index is None else len(self.index)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self), *self.file_shape[1:])
+        return (len(self), *(self.file_shape[1:] if self.columns is None else (len(self.columns),)))
 
     def to(self, dtype: torch.dtype) -> NpyRows:
-        return NpyRows(self.path, self.index, dtype)
+        return NpyRows(self.path, self.index, dtype, self.columns)
 
     def subset(self, rows: Tensor) -> NpyRows:
         """A view of some rows (no data is read)."""
-        return NpyRows(self.path, rows if self.index is None else self.index[rows], self.dtype)
+        return NpyRows(self.path, rows if self.index is None else self.index[rows], self.dtype, self.columns)
+
+    def select(self, columns: list[int]) -> NpyRows:
+        """A view of some columns of a 2-D file, in the order given (no data is read)."""
+        picked = tuple(columns) if self.columns is None else tuple(self.columns[j] for j in columns)
+        return NpyRows(self.path, self.index, self.dtype, picked)
 
     def __getitem__(self, rows: Tensor | slice) -> Tensor:
         if isinstance(rows, slice):
-            rows = torch.arange(len(self))[rows]
+            rows = torch.arange(*rows.indices(len(self)))  # not arange(len(self))[rows]: a chunk of a big file
         rows = (rows if self.index is None else self.index[rows]).numpy()
         taken = self._read(rows).reshape(len(rows), *self.file_shape[1:])
+        taken = taken if self.columns is None else taken[:, list(self.columns)]
         return torch.from_numpy(taken.astype(np.float64 if self.dtype == torch.float64 else np.float32, copy=False))
 
     def _read(self, rows: np.ndarray) -> np.ndarray:

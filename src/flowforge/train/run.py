@@ -11,10 +11,12 @@
 The held-out test split is cut before training and never seen by `fit`; its NLL is measured on
 the data's original scale (the model's Standardize layer carries the scaling). With
 `context_columns` the flow learns p(x | context), x being the table's other columns
-(train/conditional.py).
+(train/conditional.py). A .npy file of STREAM_NPY_BYTES or more is never read whole: it trains from
+disk a batch at a time (NpyRows, train/rows.py), its splits being row-index views of the file.
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -26,6 +28,8 @@ import torch
 
 from .. import data
 from ..compile import uncompile
+from ..data.datasets import split_indices, subset_indices
+from ..data.files import TEXT_SUFFIXES
 from ..data.images import load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model
@@ -37,10 +41,15 @@ from .guard import RunCheckpoint, StopSignals, trim_metrics_log
 from .history import History
 from .loop import fit
 from .placement import maybe_compile, resolve_device
+from .rows import NpyRows
 from .run_folder import MetricsLog, _claim_run_folder, _metrics, _resolved_config, _to_json, default_folder, write_plots
 
 if TYPE_CHECKING:
     from .resume import Resume
+
+
+STREAM_NPY_BYTES = 64 * 2**20  # .npy files this large train from disk; smaller ones are read into memory
+PLOT_ROWS = 5000  # test rows a streamed run reads into memory for its plots
 
 
 @dataclass(frozen=True)
@@ -77,18 +86,15 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
         if config.context_columns:
             raise FlowforgeError(f"context columns are for tables; {config.model} on {config.data} trains an unconditional image model")
         return train_image_run(config, resume=resume, device=device)
-    x, names = data.load_table(config.data, n=config.n, seed=config.seed)
-    columns = data.find_columns(config.context_columns, names, x.shape[1], config.data) if config.context_columns else []
-    train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
-    (train, train_context), (test, test_context) = split_context(train, columns), split_context(test, columns)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    table = load_split(config)
     torch.manual_seed(config.seed)  # the model's initial weights
-    flow = build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden,
-                       context_features=len(columns), memory=config.memory)
+    flow = build_model(config.model, features=table.train.shape[1], layers=config.layers, hidden=config.hidden,
+                       context_features=len(table.columns), memory=config.memory)
     folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
-    resolved = {**_resolved_config(config, flow, x, train, test), "context": context_record(columns, names)}
+    resolved = {**_resolved_config(config, flow, table.rows, table.train, table.test), "context": context_record(table.columns, table.names)}
     if resume is not None:
         resume.check_same_data(resolved)
         flow.load_state_dict(resume.weights)
@@ -97,19 +103,83 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     flow.to(device)
     maybe_compile(flow, config.compile)
 
-    history, stopped_by = fit_run(flow, train, config, folder, context=train_context, resume=resume.state if resume else None)
+    history, stopped_by = fit_run(flow, table.train, config, folder, context=table.train_context, resume=resume.state if resume else None)
     if stopped_by is not None:
         return RunResult(folder, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
-    metrics = _metrics(flow, history, train, test, test_context)  # every rank: the test NLL is reduced across ranks
+    metrics = _metrics(flow, history, table.train, table.test, table.test_context)  # every rank: the test NLL is reduced across ranks
     if not distributed.is_main():
         return RunResult(folder, metrics)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     uncompile(flow).cpu()  # plots run on the CPU, eagerly: no second compile for another device
     try:
+        test, test_context = table.shown_test()
         write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
     except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
         warnings.warn(f"{folder / 'plots'}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=2)
     return RunResult(folder, metrics)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A run's table cut into train and test: arrays, or NpyRows views of a .npy file streamed from disk.
+
+    rows is the table the split was cut from (after `n` subsetting); columns are the context columns.
+    """
+
+    rows: np.ndarray | NpyRows
+    names: list[str] | None
+    columns: list[int]
+    train: np.ndarray | NpyRows
+    train_context: np.ndarray | NpyRows | None
+    test: np.ndarray | NpyRows
+    test_context: np.ndarray | NpyRows | None
+
+    def shown_test(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The test rows the plots draw: all of an in-memory split, the first PLOT_ROWS of a
+        streamed one (a random sample: the split shuffled the rows)."""
+        if not isinstance(self.test, NpyRows):
+            return self.test, self.test_context
+        head = slice(0, PLOT_ROWS)
+        return self.test[head].numpy(), (self.test_context[head].numpy() if self.test_context is not None else None)
+
+
+def load_split(config: TrainConfig) -> Table:
+    """config.data (after `n`) cut into train and test by `data.split`'s seeded shuffle, each split into
+    data and context columns. A large .npy file stays on disk (STREAM_NPY_BYTES)."""
+    if streams_from_disk(config.data):
+        rows, names = _stream_npy(config), None
+    else:
+        rows, names = data.load_table(config.data, n=config.n, seed=config.seed)
+    columns = data.find_columns(config.context_columns, names, rows.shape[1], config.data) if config.context_columns else []
+    train, test = (_take(rows, index) for index in split_indices(len(rows), config.test_fraction, config.seed))
+    return Table(rows, names, columns, *split_context(train, columns), *split_context(test, columns))
+
+
+def streams_from_disk(spec: str) -> bool:
+    """Whether `spec` is a .npy file of STREAM_NPY_BYTES or more stored row by row (C order; a
+    Fortran-ordered array is read whole, as a small file is)."""
+    path = Path(spec)
+    if path.suffix.lower() != ".npy" or not path.is_file() or path.stat().st_size < STREAM_NPY_BYTES:
+        return False
+    try:
+        return bool(np.load(path, mmap_mode="r", allow_pickle=False).flags.c_contiguous)  # reads the header only
+    except (ValueError, OSError, EOFError):
+        return True  # NpyRows names the problem
+
+
+def _stream_npy(config: TrainConfig) -> NpyRows:
+    """The rows of a .npy file (a random `n` of them when n is given) as NpyRows, checked for NaN/Inf in one pass."""
+    rows = NpyRows(config.data)
+    if len(rows.file_shape) != 2:
+        raise FlowforgeError(f"{config.data}: expected a 2-D (rows, features) array, got shape {rows.file_shape}")
+    if config.n is not None:
+        rows = rows.subset(torch.from_numpy(subset_indices(len(rows), config.n, config.seed, config.data)))
+    rows.check_finite("data")
+    return rows
+
+
+def _take(rows: np.ndarray | NpyRows, index: np.ndarray) -> np.ndarray | NpyRows:
+    return rows.subset(torch.from_numpy(index)) if isinstance(rows, NpyRows) else rows[index]
 
 
 def sample_run(
@@ -131,11 +201,13 @@ def sample_run(
 def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     """Per-row log-likelihood (nats, original scale) of the rows of a data file under a run's model.
 
-    An image model scores an image .npy/.npz or a folder of PNG/JPEG (flowforge.data.images).
+    An image model scores an image .npy/.npz, a folder of PNG/JPEG (flowforge.data.images), or a
+    table of flattened images, one C*H*W row each (a .csv/.txt/.tsv, or a 2-D .npy/.npz), as
+    `flowforge sample RUN --out s.csv` writes them.
     """
     flow = load(run)
     if len(flow.event_shape) == 3:
-        images = torch.from_numpy(load_images(path).x.astype(np.float32))
+        images = torch.from_numpy(_image_rows(flow, run, path) if _is_flat(path) else load_images(path).x.astype(np.float32))
         return torch.cat([flow.log_prob(part) for part in images.split(8192)]).numpy()
     x, context = split_scored(flow, run, *data.read_csv_with_header(path), path)
     if tuple(x.shape[1:]) != flow.event_shape:
@@ -144,6 +216,24 @@ def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     rows = torch.arange(len(x)).split(8192)
     x, context = torch.from_numpy(x).float(), (torch.from_numpy(context).float() if context is not None else None)
     return torch.cat([flow.log_prob(x[part], context[part] if context is not None else None) for part in rows]).numpy()
+
+
+def _is_flat(path: str | os.PathLike) -> bool:
+    """Whether a file holds a table of rows (text, or a 2-D array) rather than images."""
+    from .image_run import _ndim  # imports this module
+
+    suffix = Path(path).suffix.lower()
+    return suffix in TEXT_SUFFIXES or (suffix in (".npy", ".npz") and Path(path).is_file() and _ndim(Path(path)) == 2)
+
+
+def _image_rows(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
+    """A table of flattened images as (N, C, H, W) float32, for an image model of that shape."""
+    x = data.read_array(path)
+    shape = flow.event_shape
+    if x.shape[1] != math.prod(shape):
+        raise FlowforgeError(f"{path}: the image model in {run} expects rows of {math.prod(shape)} pixel values "
+                             f"(flattened {'x'.join(map(str, shape))} images), got {x.shape[1]} columns")
+    return x.reshape(len(x), *shape)
 
 
 def _describe(shape: tuple[int, ...]) -> str:

@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import FlowforgeError
 from ..flows import Flow, count_parameters
 from . import distributed
+from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .history import History
 from .loop import mean_nll
@@ -39,15 +40,33 @@ def _claim_run_folder(config: TrainConfig) -> Path:
     return Path(distributed.broadcast_object(folder))
 
 
+RESTARTABLE = ("config.json", "metrics.jsonl")  # all a run leaves before its first checkpoint
+
+
 def _claim_folder(folder: str | os.PathLike) -> Path:
+    """An empty or new folder; or one holding only what a run that stopped before its first
+    checkpoint left (config.json, metrics.jsonl, temporaries): cleared, so the same --out works."""
     folder = Path(folder)
+    if folder.is_dir() and _never_checkpointed(folder):
+        for entry in folder.iterdir():
+            entry.unlink()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FlowforgeError(f"run folder {folder} already exists and is not empty; choose another --out or remove it")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def _resolved_config(config: TrainConfig, flow: Flow, x: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+def _never_checkpointed(folder: Path) -> bool:
+    names = {entry.name for entry in folder.iterdir() if entry.is_file() and not entry.is_symlink()}
+    if "config.json" not in names or len(names) != sum(1 for _ in folder.iterdir()):
+        return False
+    temporary = tuple(f".{name}." for name in (*RESTARTABLE, CHECKPOINT_NAME))
+    return all(name in RESTARTABLE or (name.startswith(temporary) and name.endswith(".tmp")) for name in names)
+
+
+def _resolved_config(config: TrainConfig, flow: Flow, x: Any, train: Any, test: Any) -> dict[str, Any]:
+    """config.json's content. x, train and test are arrays, or NpyRows views of a .npy file
+    streamed from disk (train/rows.py): only their row counts and train's columns are read."""
     is_file = Path(config.data).is_file()
     return {
         "flowforge_version": __version__,
@@ -90,11 +109,12 @@ class MetricsLog:
         self.last = step
 
 
-def _metrics(flow: Flow, history: History, train: np.ndarray, test: np.ndarray, test_context: np.ndarray | None = None) -> dict[str, Any]:
+def _metrics(flow: Flow, history: History, train: Any, test: Any, test_context: Any = None) -> dict[str, Any]:
+    """metrics.json's content. train, test and test_context are arrays, or NpyRows views of a
+    .npy file streamed from disk: the test NLL is then read from disk a batch at a time."""
     tail = history.train_nll[-max(1, len(history.train_nll) // 50):]
-    context = torch.from_numpy(test_context) if test_context is not None else None
     return {
-        "test_nll": _finite(mean_nll(flow, torch.from_numpy(test), context)),
+        "test_nll": _finite(mean_nll(flow, test, test_context)),
         "train_nll": _finite(np.mean(tail)) if tail else None,  # mean loss over the last ~2% of steps
         "best_val_nll": _finite(history.best_val_nll),
         "best_step": history.best_step,
