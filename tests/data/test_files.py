@@ -1,4 +1,5 @@
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,15 @@ def test_non_finite_entry_is_located(tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", x)
     with pytest.raises(FlowforgeError, match=r"big.npy: entry \[2, 1\] is 1e\+300, too large for float32"):
         read_array(tmp_path / "big.npy")
+
+
+def test_a_column_float32_cannot_resolve_is_warned_about(tmp_path: Path) -> None:
+    """Unix timestamps (1.7e9 +- 600 s) keep ~3 float32 values per standard deviation."""
+    t = 1.7e9 + 600 * np.random.default_rng(0).standard_normal(300)
+    np.savetxt(tmp_path / "ts.csv", np.c_[np.arange(300) % 7, t], delimiter=",", fmt="%.3f")
+    with pytest.warns(UserWarning, match=r"ts.csv: column 1 varies by .* about \d+ distinct values per standard deviation; subtract an offset"):
+        read_array(tmp_path / "ts.csv")
+    np.savetxt(tmp_path / "shifted.csv", np.c_[np.arange(300) % 7, t - 1.7e9], delimiter=",", fmt="%.3f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_array(tmp_path / "shifted.csv")

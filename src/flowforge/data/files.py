@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -64,7 +65,26 @@ def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
         i, j = bad[0]
         what = "NaN/Inf" if not np.isfinite(x[i, j]) else f"{x[i, j]}, too large for float32"
         raise FlowforgeError(f"{name}: entry [{i}, {j}] is {what}")
+    coarse = coarse_float32_column(x)
+    if coarse is not None:
+        warnings.warn(f"{name}: {coarse}; subtract an offset from that column first", stacklevel=4)
     return x32
+
+
+def coarse_float32_column(x: np.ndarray) -> str | None:
+    """Says which column of float64 data float32 leaves fewer than ~1,000 distinct values per
+    standard deviation (e.g. Unix timestamps, 1.7e9 +- 600 s), or None if none does."""
+    if x.dtype != np.float64 or x.ndim != 2 or len(x) < 2:
+        return None
+    spacing = np.abs(x).max(0) * np.finfo(np.float32).eps  # float32's step near the column's largest value
+    with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: not coarse, just huge
+        std = x.std(0)
+    coarse = (std > 0) & (std < 1000 * spacing)
+    if not coarse.any():
+        return None
+    j = int(np.argmax(coarse))
+    return (f"column {j} varies by {std[j]:.3g} around {x[:, j].mean():.6g}, where float32 keeps about "
+            f"{std[j] / spacing[j]:.0f} distinct values per standard deviation")
 
 
 def read_csv_with_header(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:

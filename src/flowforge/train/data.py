@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.files import coarse_float32_column
 from ..errors import FlowforgeError
 from ..flows.checks import cast_checked
 from .rows import NpyRows
@@ -63,18 +64,12 @@ def to_flow_dtype(data: Tensor | NpyRows | None, dtype: torch.dtype, name: str) 
 def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -> None:
     """Warn when casting float64 data to the flow's float32 leaves a column fewer than ~1,000
     distinct values per standard deviation (e.g. Unix timestamps: 1.7e9 +- 600 s)."""
-    if not isinstance(data, Tensor) or data.dtype != torch.float64 or dtype != torch.float32 or data.shape[0] < 2:
+    if not isinstance(data, Tensor) or dtype != torch.float32:
         return
-    rows = data.reshape(data.shape[0], -1)
-    spacing = rows.abs().amax(0) * torch.finfo(dtype).eps  # float32's step near the column's largest value
-    std = rows.std(0)
-    coarse = (std > 0) & (std < 1000 * spacing)
-    if coarse.any():
-        j = int(coarse.nonzero()[0])
+    coarse = coarse_float32_column(data.detach().cpu().reshape(data.shape[0], -1).numpy())
+    if coarse is not None:
         warnings.warn(
-            f"{name}: column {j} varies by {float(std[j]):.3g} around {float(rows[:, j].mean()):.6g}; in this flow's "
-            f"float32 it keeps about {float(std[j] / spacing[j]):.0f} distinct values per standard deviation. "
-            "Build the flow in float64 (flow.double()) or subtract an offset from the column first.",
+            f"{name}: {coarse}. Build the flow in float64 (flow.double()) or subtract an offset from the column first.",
             stacklevel=4,  # warn_lost_precision < fit < torch.enable_grad wrapper < the caller
         )
 
