@@ -99,6 +99,17 @@ def test_streamed_npy_resumes_and_names_bad_rows(table: Path, tmp_path: Path, mo
         run_module.load_split(TrainConfig(data=str(tmp_path / "cube.npy")))
 
 
+
+def test_check_reads_a_sample_of_a_streamed_held_out_split(table: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from flowforge.train import check as check_module
+
+    monkeypatch.setattr(run_module, "STREAM_NPY_BYTES", 0)
+    assert main(["train", "--data", str(table), *TINY, "--context-columns", "3", "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.setattr(check_module, "STREAMED_CHECK_ROWS", 50)
+    assert main(["check", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "check.json").read_text())
+    assert record["passed"] and record["data"].endswith("(the first 50 of its 140 rows)")
+
 def test_streamed_npy_trains_under_torchrun(table: Path, tmp_path: Path) -> None:
     """Two ranks, each reading its own batches from the file, end where one process does."""
     launcher = tmp_path / "streamed.py"

@@ -21,13 +21,15 @@ from ..errors import FlowforgeError
 from ..flows.flow import Flow
 from ..health import Health, measure
 from .checkpoint import atomic_write_text, load
-from .conditional import split_context, split_scored
+from .conditional import split_scored
 from .config import TrainConfig
-from .run import _describe
+from .rows import NpyRows
+from .run import _describe, load_split
 from .run_folder import file_sha256
 
 TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
 LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below
+STREAMED_CHECK_ROWS = 100_000  # held-out rows of a run streamed from a large .npy file that check reads
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,26 @@ def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, 
 
         x = load_images(config.data).x.astype(np.float32)
         x = x if config.n is None else x[np.random.default_rng([config.seed, 1]).permutation(len(x))[: config.n]]
-    else:
-        path = recorded.get("path")
-        if recorded.get("sha256") and path and file_sha256(path) != recorded["sha256"]:
-            raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
-        x = data.load_dataset(config.data, n=config.n, seed=config.seed)
-    test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)[1]
-    if recorded.get("n_test") not in (None, len(test)):
+        test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)[1]
+        _check_rows(recorded, len(test), config, folder)
+        return test, None, f"held-out split of {config.data} ({len(test)} rows)"
+    path = recorded.get("path")
+    if recorded.get("sha256") and path and file_sha256(path) != recorded["sha256"]:
+        raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
+    table = load_split(config)  # as train cut it; a large .npy file stays on disk
+    _check_rows(recorded, len(table.test), config, folder)
+    test, context = table.test, table.test_context
+    if not isinstance(test, NpyRows):
+        return test, context, f"held-out split of {config.data} ({len(test)} rows)"
+    head = slice(0, min(len(test), STREAMED_CHECK_ROWS))  # the split is shuffled: a random sample
+    sample = test[head].numpy(), (context[head].numpy() if context is not None else None)
+    rows = f"{len(test):,} rows" if head.stop == len(test) else f"the first {head.stop:,} of its {len(test):,} rows"
+    return *sample, f"held-out split of {config.data} ({rows})"
+
+
+def _check_rows(recorded: dict[str, Any], n_test: int, config: TrainConfig, folder: Path) -> None:
+    if recorded.get("n_test") not in (None, n_test):
         raise FlowforgeError(f"{config.data} no longer gives the {recorded['n_test']} held-out rows of {folder}; pass --data FILE")
-    test, context = split_context(test, (resolved.get("context") or {}).get("columns") or [])
-    return test, context, f"held-out split of {config.data} ({len(test)} rows)"
 
 
 def _finite(value: Any) -> Any:
