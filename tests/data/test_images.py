@@ -44,15 +44,29 @@ def test_sizes_must_match_unless_resized(tmp_path: Path) -> None:
     assert load_image_folder(tmp_path, size=(2, 3)).shape == (2, 1, 2, 3)
 
 
-def test_modes_must_match_unless_converted(tmp_path: Path) -> None:
+def test_mixed_modes_become_the_least_mode_that_holds_them(tmp_path: Path) -> None:
     write(tmp_path, "a.png", grey(4, 4, 0))
     write(tmp_path, "b.png", np.stack([grey(4, 4, s) for s in range(3)], -1))
-    with pytest.raises(FlowforgeError, match="differ in mode"):
-        load_image_folder(tmp_path)
-    assert load_image_folder(tmp_path, mode="RGB").shape == (2, 3, 4, 4)
+    x = load_image_folder(tmp_path)  # grey and colour: RGB, the grey one replicated
+    assert x.shape == (2, 3, 4, 4) and all(np.array_equal(x[0, c], grey(4, 4, 0)) for c in range(3))
     assert load_image_folder(tmp_path, mode="L").shape == (2, 1, 4, 4)
+    write(tmp_path, "c.png", np.dstack([grey(4, 4, 5), grey(4, 4, 6)]), "LA")
+    assert load_image_folder(tmp_path).shape == (2 + 1, 4, 4, 4)  # one has transparency: RGBA
     with pytest.raises(FlowforgeError, match="unknown image mode"):
         load_image_folder(tmp_path, mode="CMYK")
+
+
+def test_palette_one_bit_and_16_bit_images_load(tmp_path: Path) -> None:
+    Image.fromarray(np.stack([grey(4, 4, s) for s in range(3)], -1)).convert("P").save(tmp_path / "p.png")
+    assert load_image_folder(tmp_path).shape == (1, 3, 4, 4)
+    (tmp_path / "p.png").unlink()
+    Image.fromarray(grey(4, 4, 1) > 127).save(tmp_path / "bits.png")
+    assert set(np.unique(load_image_folder(tmp_path))) <= {0, 255}
+    (tmp_path / "bits.png").unlink()
+    ramp = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)  # 0 .. 65535
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit grey
+    x = load_image_folder(tmp_path)
+    assert x.shape == (1, 1, 4, 4) and np.array_equal(x[0, 0], (ramp >> 8).astype(np.uint8))  # was clipped to 255
 
 
 def test_empty_folders_and_broken_files_are_named(tmp_path: Path) -> None:
@@ -63,7 +77,16 @@ def test_empty_folders_and_broken_files_are_named(tmp_path: Path) -> None:
         load_image_folder(tmp_path)
 
 
-@pytest.mark.parametrize(("shape", "expected"), [((5, 6, 7), (5, 1, 6, 7)), ((5, 6, 7, 3), (5, 3, 6, 7)), ((5, 3, 6, 7), (5, 3, 6, 7))])
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((5, 6, 7), (5, 1, 6, 7)),
+        ((5, 6, 7, 3), (5, 3, 6, 7)),
+        ((5, 3, 6, 7), (5, 3, 6, 7)),
+        ((5, 2, 8, 4), (5, 2, 8, 4)),  # two channels of 8x4: was read as 4 channels of 2x8
+        ((5, 4, 4, 3), (5, 4, 4, 3)),  # ambiguous: channels first, the documented layout
+    ],
+)
 def test_arrays_in_any_common_layout(tmp_path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
     x = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
     np.save(tmp_path / "x.npy", x)

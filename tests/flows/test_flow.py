@@ -157,11 +157,11 @@ def test_diag_normal_base_is_learnable_and_exact() -> None:
         torch.randn(4, 2, 1),  # extra dimension
         torch.tensor([[0.0, float("nan")]]),
         torch.tensor([[float("inf"), 0.0]]),
-        torch.ones(4, 2, dtype=torch.int64),  # documented: floating point only (check_batch)
         torch.ones(4, 2, dtype=torch.bool),
+        torch.ones(4, 2, dtype=torch.complex64),
         "x",
     ],
-    ids=["features", "1d", "3d", "nan", "inf", "int", "bool", "string"],
+    ids=["features", "1d", "3d", "nan", "inf", "bool", "complex", "string"],
 )
 @pytest.mark.parametrize("method", ["log_prob", "encode", "decode"])
 def test_bad_inputs_raise(bad, method: str) -> None:
@@ -177,6 +177,9 @@ def test_float_inputs_of_any_precision_are_accepted() -> None:
     assert_close(flow.log_prob(x.double()), expected)
     assert_close(flow.log_prob(x.tolist()), expected)  # nested lists become float tensors
     assert flow.log_prob(x.double()).dtype == torch.float32
+    counts = torch.tensor([[0, 3], [2, 1]])  # integers (pixel levels, counts) are cast, as fit casts them
+    assert_close(flow.log_prob(counts), flow.log_prob(counts.float()))
+    assert_close(flow.encode(counts.to(torch.uint8)), flow.encode(counts.float()))
 
 
 @pytest.mark.parametrize("n", [-1, 2.5, True, None, "3"])

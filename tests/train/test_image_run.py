@@ -58,3 +58,15 @@ def test_interpolation_starts_and_ends_at_the_images() -> None:
     a, b = torch.randint(0, 4, (2, 1, 4, 4)).float()
     strip = interpolate(flow, a, b, steps=5)
     assert strip.shape == (5, 1, 4, 4) and torch.equal(strip[0], a) and torch.equal(strip[-1], b)
+
+
+@pytest.mark.parametrize(("shape", "rows"), [((1, 8, 8), 8), ((2, 8, 8), 20)], ids=["one-test-image", "two-channels"])
+def test_unusual_image_sets_finish_with_their_plots(shape: tuple[int, ...], rows: int, tmp_path: Path, capsys) -> None:
+    """A test split of one image (no pair to interpolate) and two-channel images (no colour map)
+    used to crash after training, with metrics and model written but no summary."""
+    pixels = np.random.default_rng(0).integers(0, 256, (rows, *shape)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", pixels)
+    assert main(["train", "--data", str(tmp_path / "images.npy"), "--model", "glow", *TINY, "--out", str(tmp_path / "run")]) == 0
+    assert "test_bpd" in capsys.readouterr().out
+    drawn = {p.name for p in (tmp_path / "run" / "plots").iterdir()}
+    assert drawn == set(PLOTS) - ({"interpolation.png"} if rows == 8 else set())

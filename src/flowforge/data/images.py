@@ -31,7 +31,9 @@ def load_images(spec: str | os.PathLike, size: int | tuple[int, int] | None = No
 
     Args:
         size: folder images are resized to (size, size) or (H, W); None requires equal sizes.
-        mode: "L" (grey), "RGB" or "RGBA" for folder images; None requires one common mode.
+        mode: "L" (grey), "RGB" or "RGBA" for folder images; None: their common mode, or the least
+            that holds them all (grey -> L, any colour -> RGB, any transparency -> RGBA). 16-bit
+            greys are scaled to 8 bits.
     """
     if os.fspath(spec) == "digits":
         return Images(load_digits_images(), 17)
@@ -77,13 +79,11 @@ def load_image_folder(folder: str | os.PathLike, size: int | tuple[int, int] | N
         raise FlowforgeError(f"{folder} holds no .png/.jpg/.jpeg files")
     if mode is not None and mode not in MODES:
         raise FlowforgeError(f"unknown image mode {mode!r}; choose from {', '.join(MODES)}")
-    images = {p.name: _open(p) for p in files}
-    if mode is None:
-        mode = _common({n: im.mode for n, im in images.items()}, "mode", "pass mode='L' or mode='RGB' to convert them")
-        if mode not in MODES:
-            raise FlowforgeError(f"images have mode {mode!r}; pass mode='L', 'RGB' or 'RGBA' to convert them")
+    images = {p.name: _eight_bit(_open(p)) for p in files}
+    mode = mode or _common_mode(images.values())
     if size is None:
-        _common({n: f"{im.height}x{im.width}" for n, im in images.items()}, "size", "pass size= to resize them")
+        _common({n: f"{im.height}x{im.width}" for n, im in images.items()}, "size",
+                "resize them to one size (in Python, load_images(folder, size=...) does it)")
     else:
         height, width = (size, size) if isinstance(size, int) else size
         images = {n: im.resize((width, height), resample=_pil().Resampling.BICUBIC) for n, im in images.items()}
@@ -91,12 +91,32 @@ def load_image_folder(folder: str | os.PathLike, size: int | tuple[int, int] | N
     return np.stack(arrays).transpose(0, 3, 1, 2).copy()
 
 
+def _eight_bit(image):
+    """A 16-bit (or 32-bit integer) grey image as 8-bit grey, its levels scaled by 1/256: Pillow's
+    convert("L") would clip every level above 255 to white."""
+    if not image.mode.startswith("I"):
+        return image
+    levels = np.asarray(image).astype(np.int64)
+    return _pil().fromarray((np.clip(levels, 0, 65535) >> 8).astype(np.uint8), mode="L")
+
+
+def _common_mode(images) -> str:
+    """The images' mode if they share L, RGB or RGBA; else the least that holds them all: grey
+    (1-bit, 16-bit) -> L, any colour (palette, CMYK, ...) -> RGB, any transparency -> RGBA."""
+    modes = {image.mode for image in images}
+    if len(modes) == 1 and next(iter(modes)) in MODES:
+        return next(iter(modes))
+    transparent = any(image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info for image in images)
+    colour = any(image.mode not in ("1", "L", "LA", "La") for image in images)
+    return "RGBA" if transparent else "RGB" if colour else "L"
+
+
 def _channels_first(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
         raise FlowforgeError(f"{name}: expected images (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {x.shape}")
-    if x.shape[-1] in MODES.values() and x.shape[1] not in MODES.values():
+    if x.shape[-1] in MODES.values() and x.shape[1] > 4:
         return x.transpose(0, 3, 1, 2)  # channels last, as image libraries store them
     return x
 

@@ -17,7 +17,8 @@ def all_finite(x: Tensor) -> bool:
 
 
 def check_batch(x: Tensor, event_shape: tuple[int, ...], name: str = "x") -> None:
-    """Raise FlowforgeError unless x is a floating (batch, *event_shape) tensor with finite values."""
+    """Raise FlowforgeError unless x is a floating (batch, *event_shape) tensor with finite values
+    (Flow casts integer inputs to its dtype before this check)."""
     if not isinstance(x, Tensor):
         raise FlowforgeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():

@@ -185,7 +185,8 @@ def write_image_plots(folder: Path, flow: Flow, history: History, test: np.ndarr
     x = torch.from_numpy(test[:per_row])
     paths.append(plot_reconstructions(x.numpy(), flow.decode(flow.encode(x)).numpy(), levels, folder / "reconstructions.png"))
     pairs = [(2 * i, 2 * i + 1) for i in range(min(3, len(test) // 2))]
-    strips = [interpolate(flow, x[i], x[j]).numpy() for i, j in pairs]
-    paths.append(plot_interpolations(strips, levels, folder / "interpolation.png"))
+    if pairs:  # a test split of one image has no pair to interpolate between
+        strips = [interpolate(flow, x[i], x[j]).numpy() for i, j in pairs]
+        paths.append(plot_interpolations(strips, levels, folder / "interpolation.png"))
     return paths
 

@@ -22,13 +22,14 @@ def tile(images: ArrayLike, levels: int) -> np.ndarray:
 
 
 def plot_image_rows(rows: Sequence[tuple[str, ArrayLike]], levels: int, path: str | os.PathLike, title: str | None = None) -> Path:
-    """One labelled row per (label, (N, C, H, W) images); grey for one channel, colour for three."""
+    """One labelled row per (label, (N, C, H, W) images): colour from the first three channels
+    (RGB, or RGBA without its alpha); grey from the first channel of one or two."""
     strips = [(label, tile(images, levels)) for label, images in rows]
     height, width = strips[0][1].shape[:2]
     figure = new_figure(min(1.2 + width / 12, 16), 0.4 + len(strips) * max(height / 12, 0.8))
     for i, (label, strip) in enumerate(strips):
         axes = figure.add_subplot(len(strips), 1, i + 1)
-        grey = strip.shape[2] == 1
+        grey = strip.shape[2] < 3
         axes.imshow(strip[..., 0] if grey else strip[..., :3], cmap="gray" if grey else None, vmin=0, vmax=1,
                     interpolation="nearest")
         axes.set_xticks([])
