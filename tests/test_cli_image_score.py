@@ -1,4 +1,4 @@
-"""`flowforge score` on an image run takes flattened images too, as `flowforge sample --out s.csv` writes them."""
+"""`flowforge score` and `check` on an image run take flattened images too, as `flowforge sample --out s.csv` writes them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,3 +46,8 @@ def test_score_names_a_wrong_column_count(image_run: Path, tmp_path: Path, capsy
         score_file(image_run, tmp_path / "short.csv")
     assert main(["score", str(image_run), "--data", str(tmp_path / "short.csv")]) == 2
     assert "got 63 columns" in one_line_error(capsys)
+
+
+def test_check_takes_the_same_flattened_images(image_run: Path, tmp_path: Path) -> None:
+    assert main(["sample", str(image_run), "-n", "5", "--seed", "1", "--out", str(tmp_path / "s.csv")]) == 0
+    assert main(["check", str(image_run), "--data", str(tmp_path / "s.csv")]) == 0  # was refused: not images

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import FlowforgeError
+from ..errors import FlowforgeError, check_int
 from .digits import load_digits_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -86,6 +86,8 @@ def load_image_folder(folder: str | os.PathLike, size: int | tuple[int, int] | N
                 "resize them to one size (in Python, load_images(folder, size=...) does it)")
     else:
         height, width = (size, size) if isinstance(size, int) else size
+        for value in (height, width):
+            check_int("size", value, 1)
         images = {n: im.resize((width, height), resample=_pil().Resampling.BICUBIC) for n, im in images.items()}
     arrays = [np.asarray(im.convert(mode), dtype=np.uint8).reshape(im.height, im.width, MODES[mode]) for im in images.values()]
     return np.stack(arrays).transpose(0, 3, 1, 2).copy()

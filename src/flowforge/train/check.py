@@ -24,7 +24,7 @@ from .checkpoint import atomic_write_text, load
 from .conditional import split_scored
 from .config import TrainConfig
 from .rows import NpyRows
-from .run import _describe, load_split
+from .run import _describe, image_rows, load_split
 from .run_folder import file_sha256
 
 TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
@@ -75,10 +75,8 @@ def check_run(
 
 def _given(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, str]:
     """A file's rows, and a conditional run's context columns found in it as `score` finds them."""
-    if len(flow.event_shape) == 3:  # an image model: a folder of images or an (N, C, H, W) array
-        from ..data.images import load_images
-
-        return load_images(path).x.astype(np.float32), None, os.fspath(path)
+    if len(flow.event_shape) == 3:  # an image model: images, or a table of flattened ones (as score reads them)
+        return image_rows(flow, run, path).numpy(), None, os.fspath(path)
     return (*split_scored(flow, run, *data.read_csv_with_header(path), path), os.fspath(path))
 
 

@@ -207,8 +207,7 @@ def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     """
     flow = load(run)
     if len(flow.event_shape) == 3:
-        images = torch.from_numpy(_image_rows(flow, run, path) if _is_flat(path) else load_images(path).x.astype(np.float32))
-        return torch.cat([flow.log_prob(part) for part in images.split(8192)]).numpy()
+        return torch.cat([flow.log_prob(part) for part in image_rows(flow, run, path).split(8192)]).numpy()
     x, context = split_scored(flow, run, *data.read_csv_with_header(path), path)
     if tuple(x.shape[1:]) != flow.event_shape:
         besides = " besides its context columns" if context is not None else ""
@@ -216,6 +215,12 @@ def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     rows = torch.arange(len(x)).split(8192)
     x, context = torch.from_numpy(x).float(), (torch.from_numpy(context).float() if context is not None else None)
     return torch.cat([flow.log_prob(x[part], context[part] if context is not None else None) for part in rows]).numpy()
+
+
+def image_rows(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> torch.Tensor:
+    """The images of `path` for an image model, as float32 (N, C, H, W): a folder or an image
+    array, or a table of flattened images (what `flowforge sample RUN --out s.csv` writes)."""
+    return torch.from_numpy(_flat_images(flow, run, path) if _is_flat(path) else load_images(path).x.astype(np.float32))
 
 
 def _is_flat(path: str | os.PathLike) -> bool:
@@ -226,7 +231,7 @@ def _is_flat(path: str | os.PathLike) -> bool:
     return suffix in TEXT_SUFFIXES or (suffix in (".npy", ".npz") and Path(path).is_file() and _ndim(Path(path)) == 2)
 
 
-def _image_rows(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
+def _flat_images(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
     """A table of flattened images as (N, C, H, W) float32, for an image model of that shape."""
     x = data.read_array(path)
     shape = flow.event_shape
