@@ -158,13 +158,13 @@ def test_overflow_is_named_never_nan() -> None:
     [
         (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), torch.zeros(4), r"expected shape \(batch, 2\), got \(4,\)"),
         (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), torch.zeros(4, 3), r"expected shape \(batch, 2\), got \(4, 3\)"),
-        (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), torch.zeros(4, 2, dtype=torch.long), "expected a floating-point tensor"),
+        (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), torch.zeros(4, 2, dtype=torch.bool), "expected a floating-point tensor"),
         (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), torch.tensor([[0.0, float("nan")]]), "x contains NaN or Inf"),
         (lambda: flowforge.RealNVP(2, layers=1, hidden=(8,)), "text", "expected a tensor or an array of numbers"),
         (lambda: flowforge.ImageGlow((1, 8, 8), levels=2, steps_per_level=1, hidden_channels=8), torch.zeros(3, 1, 6, 6),
          r"expected shape \(batch, 1, 8, 8\), got \(3, 1, 6, 6\)"),
     ],
-    ids=["1-D", "features", "integers", "nan", "string", "image_size"],
+    ids=["1-D", "features", "booleans", "nan", "string", "image_size"],
 )
 def test_bad_tensors_are_named(make, x, message: str) -> None:
     with pytest.raises(FlowforgeError, match=message):

@@ -1,6 +1,6 @@
 """flowforge: normalizing flows in PyTorch — exact likelihoods, exact latents, fast sampling."""
 from . import data
-from .compile import compile
+from .compile import compile, uncompile
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
@@ -36,4 +36,5 @@ __all__ = [
     "load",
     "mean_nll",
     "save",
+    "uncompile",
 ]

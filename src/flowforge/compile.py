@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .flows.flow import Flow
+from .transforms.base import sets_up_on_this_call
 from .transforms.inplace import runs_blocked
 
 
@@ -21,7 +22,8 @@ def compile(flow: Flow, **options: Any) -> Flow:
     8 couplings, fused Adam, in-process A/B, four runs each). `options` go to torch.compile (e.g.
     mode="max-autotune", dynamic=False); on the CPU, unless they set a mode or inductor options,
     inductor's C++ wrapper is on (a faster step). The vector flows trace without graph breaks in `log_prob` and `sample` (the
-    finiteness checks are skipped while tracing), so `torch.compile(flow.sample)` compiles sampling
+    finiteness checks are skipped while tracing, and a training-mode call that sets up an ActNorm
+    on its first batch runs eagerly, once), so `torch.compile(flow.sample)` compiles sampling
     whole too. The first call of each new input shape pays the compile time (seconds to a minute);
     on CPU inductor needs a C compiler. Hand-written kernels (fused couplings, memory="invertible")
     step aside while tracing: the compiler fuses the plain operations instead; a no-grad pass over
@@ -64,6 +66,8 @@ class _EagerForBlockedBatches:
         x = args[0] if args else kwargs.get("x")
         if isinstance(x, torch.Tensor) and runs_blocked(self.chain, x):
             return self.eager(*args, **kwargs)
+        if not torch.compiler.is_compiling() and sets_up_on_this_call(self.chain[0]):
+            return self.eager(*args, **kwargs)  # ActNorm's first training batch: a branch compiled code leaves out
         return self.compiled(*args, **kwargs)
 
 

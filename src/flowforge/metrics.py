@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .flows.flow import Flow
 from .train.data import as_data
-from .train.loop import mean_nll
+from .train.evaluate import mean_nll
 
 
 def nats_to_bits_per_dim(nll: float | Tensor, dims: int) -> float | Tensor:

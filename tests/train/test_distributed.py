@@ -63,6 +63,9 @@ def test_torchrun_cli_train_matches_single_process(tmp_path: Path) -> None:
     assert _cli(flags, tmp_path / "two", processes=2).count("test_nll") == 1  # rank 0 alone reports
     one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
     assert abs(one["test_nll"] - two["test_nll"]) < 1e-4
+    assert abs(one["train_nll"] - two["train_nll"]) < 1e-4  # the global batch's NLL, not rank 0's half
+    lines = [[json.loads(row)["train_nll"] for row in (tmp_path / name / "metrics.jsonl").read_text().splitlines()] for name in ("one", "two")]
+    assert len(lines[0]) == len(lines[1]) and max(abs(a - b) for a, b in zip(*lines)) < 1e-4
     assert sorted(p.name for p in (tmp_path / "two").rglob("*")) == sorted(p.name for p in (tmp_path / "one").rglob("*"))
     left, right = (torch.load(tmp_path / name / "model.pt", weights_only=True)["state_dict"] for name in ("one", "two"))
     for key in left:

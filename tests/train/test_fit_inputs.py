@@ -2,6 +2,7 @@
 float64 data a float32 flow cannot resolve, a data-dependent set-up before fit."""
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 import flowforge
 from flowforge import FlowforgeError
 from flowforge.transforms import ActNorm, Standardize
+
+from ..transforms.cases import randomized
 
 
 def quiet_fit(flow: flowforge.Flow, *args, **kwargs) -> flowforge.History:
@@ -103,3 +106,23 @@ def test_a_run_whose_validation_nll_is_never_finite_raises() -> None:
     """lr 1e30: one step wrecks the weights; their NaN validation NLL is no state to return to."""
     with pytest.raises(FlowforgeError, match="training diverged"):
         quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), torch.randn(300, 2), steps=30, lr=1e30)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_is_switched_off_when_fit_raises(precision: str) -> None:
+    """A divergence (or Ctrl-C) left autocast on: every later log_prob ran in reduced precision."""
+    from flowforge.nn.precision import set_precision
+
+    flow = randomized(flowforge.RealNVP(2, layers=2, hidden=(8,)))  # off the identity: bf16 shows
+    x = torch.randn(300, 2)
+    calls = []
+
+    def stop(step, flow, history):
+        calls.append(step)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet_fit(flow, x, steps=20, precision=precision, callback=stop)
+    reference = copy.deepcopy(flow)
+    set_precision(reference, "fp32")
+    assert calls and torch.equal(flow.log_prob(x), reference.log_prob(x))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from ..transforms.base import Transform
+from ..transforms.base import Transform, sets_up_on_this_call
 from ..transforms.inplace import runs_blocked
 from .checks import cast_checked, check_batch, check_context
 from .distribution import FlowDistribution
@@ -108,7 +108,7 @@ class Flow(nn.Module):
         if x.shape[0] == 0:  # no rows: layers with a data-dependent set-up or input checks need one
             return x.new_zeros(0)
         compiled = self._compiled_density
-        if compiled is None or runs_blocked([self.transform], x):
+        if compiled is None or runs_blocked([self.transform], x) or sets_up_on_this_call(self):
             return self._density(x, context)  # eager (large no-grad CPU batches: the in-place kernel)
         return compiled(x, context)
 

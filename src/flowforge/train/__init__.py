@@ -1,6 +1,7 @@
 """Training loop and checkpoints."""
 from .checkpoint import load, save
+from .evaluate import mean_nll
 from .history import History
-from .loop import fit, mean_nll
+from .loop import fit
 
 __all__ = ["History", "fit", "load", "mean_nll", "save"]

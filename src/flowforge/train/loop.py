@@ -1,7 +1,6 @@
 """fit: maximum-likelihood training with validation, best-weights keeping and early stopping."""
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from ..nn.precision import set_precision
 from ..transforms.standardize import Standardize
 from . import distributed
 from .data import as_data, batch_index, check_positive, check_same_rows, split_validation, to_flow_dtype, warn_lost_precision
+from .evaluate import evaluate
 from .history import History
 from .optim import adam
 from .schedule import learning_rate
@@ -32,35 +32,6 @@ class _NLL(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
         return -self.flow.log_prob(x, context).mean()
-
-
-@torch.no_grad()
-def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> float:
-    """Mean negative log-likelihood (nats) of `data` (a tensor, array or .npy path) under `flow`
-    in eval mode, over all ranks.
-
-    Example:
-        >>> import torch, flowforge
-        >>> flow = flowforge.RealNVP(2, layers=2, hidden=(8,))  # untrained: a standard normal
-        >>> round(flowforge.mean_nll(flow, torch.zeros(10, 2)), 4)  # -log N(0; 0, I) = log(2 pi)
-        1.8379
-    """
-    data = as_data(data, "data", flow.event_shape)
-    context = as_data(context, "context") if context is not None else None
-    check_same_rows(data, context, "data", "context")
-    was_training = flow.training
-    flow.eval()
-    device = flow._anchor().device
-    rows = torch.arange(data.shape[0])
-    rows = distributed.shard(rows) if distributed.is_distributed() else rows
-    total = torch.zeros(2, dtype=torch.float64)
-    for part in rows.split(batch_size):
-        c = context[part].to(device) if context is not None else None
-        total[0] -= flow.log_prob(data[part].to(device), c).double().sum().cpu()
-        total[1] += len(part)
-    flow.train(was_training)
-    total = distributed.sum_across(total)
-    return float(total[0] / total[1])
 
 
 def _prepare_standardize(flow: Flow, train: Tensor) -> None:
@@ -173,74 +144,78 @@ def fit(
 
     _prepare_standardize(flow, train)
     set_precision(flow, precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    parameters = [p for p in flow.parameters() if p.requires_grad]
-    if not parameters:
-        raise FlowforgeError("fit: the flow has no trainable parameters")
-    optimizer = adam(parameters, lr, weight_decay)
-    if resume is not None:
-        if "live_model" in resume:
-            flow.load_state_dict(resume["live_model"])
-        state = TrainState.from_dict(resume, optimizer)
-        state.history.interrupted = False  # a state saved on should_stop(): this run goes on
-    else:
-        torch.manual_seed(seed)
-        first = batch_index(0, train.shape[0], batch_size, seed)
-        _initialize_data_dependent(flow, train[first].to(device), context[first].to(device) if context is not None else None)
-        state = TrainState()
-    model = distributed.wrap(_NLL(flow))
-    history, start_time = state.history, time.perf_counter() - state.history.seconds
-    is_main = distributed.is_main()
+    try:
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        parameters = [p for p in flow.parameters() if p.requires_grad]
+        if not parameters:
+            raise FlowforgeError("fit: the flow has no trainable parameters")
+        optimizer = adam(parameters, lr, weight_decay)
+        if resume is not None:
+            if "live_model" in resume:
+                flow.load_state_dict(resume["live_model"])
+            state = TrainState.from_dict(resume, optimizer)
+            state.history.interrupted = False  # a state saved on should_stop(): this run goes on
+        else:
+            torch.manual_seed(seed)
+            first = batch_index(0, train.shape[0], batch_size, seed)
+            _initialize_data_dependent(flow, train[first].to(device), context[first].to(device) if context is not None else None)
+            state = TrainState()
+        model = distributed.wrap(_NLL(flow))
+        history, start_time = state.history, time.perf_counter() - state.history.seconds
+        is_main = distributed.is_main()
 
-    def checkpoint() -> None:
-        history.seconds = time.perf_counter() - start_time
-        if on_checkpoint is not None and is_main:
-            on_checkpoint(state.to_dict(optimizer))
+        def checkpoint() -> None:
+            history.seconds = time.perf_counter() - start_time
+            if on_checkpoint is not None and is_main:
+                on_checkpoint(state.to_dict(optimizer))
 
-    flow.train()
-    bar = tqdm(total=steps, initial=state.step, disable=not (progress and is_main), desc="fit", unit="step", dynamic_ncols=True)
-    while state.step < steps and not history.stopped_early:
-        if should_stop is not None and should_stop():
-            history.interrupted = True
-            break
-        step = state.step
-        x, c = batch(step)
-        current_lr = learning_rate(schedule, step, steps, lr, warmup) * state.lr_factor
-        for group in optimizer.param_groups:
-            group["lr"] = current_lr
-        optimizer.zero_grad(set_to_none=True)
-        loss = model(x, c)
-        scaler.scale(loss).backward()  # always, even if non-finite: under DDP every rank joins the all-reduce
-        scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip or float("inf"))
-        flags = distributed.sum_across(torch.stack([loss.detach(), norm]).isfinite().all().float().reshape(1).cpu())
-        state.step += 1
-        if flags.item() < distributed.world_size():
-            if scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale, nothing to restore
-                scaler.update()
-                state.history.skipped_steps += 1
-            else:
-                _on_non_finite(flow, optimizer, state, step)
-            continue
-        scaler.step(optimizer)
-        scaler.update()
-        state.bad_in_row = 0
-        history.step.append(step)
-        history.train_nll.append(loss.item())
-        history.lr.append(current_lr)
-        if step % 10 == 0:
-            bar.set_postfix(nll=f"{history.train_nll[-1]:.3f}", refresh=False)
-        bar.update(state.step - bar.n)
-        if state.step % eval_every == 0 or state.step == steps:
-            _evaluate(flow, optimizer, state, val, val_context, patience)
-            if history.val_nll:
-                bar.set_postfix(nll=f"{history.train_nll[-1]:.3f}", val=f"{history.val_nll[-1]:.3f}", refresh=False)
-        if callback is not None and is_main:
-            callback(state.step, flow, history)
-        if checkpoint_every and state.step % checkpoint_every == 0 and state.step < steps:
-            checkpoint()
-    bar.close()
-    set_precision(flow, "fp32")  # evaluation and sampling after training run at full precision
+        flow.train()
+        bar = tqdm(total=steps, initial=state.step, disable=not (progress and is_main), desc="fit", unit="step", dynamic_ncols=True)
+        while state.step < steps and not history.stopped_early:
+            if should_stop is not None and should_stop():
+                history.interrupted = True
+                break
+            step = state.step
+            x, c = batch(step)
+            current_lr = learning_rate(schedule, step, steps, lr, warmup) * state.lr_factor
+            for group in optimizer.param_groups:
+                group["lr"] = current_lr
+            optimizer.zero_grad(set_to_none=True)
+            loss = model(x, c)
+            scaler.scale(loss).backward()  # always, even if non-finite: under DDP every rank joins the all-reduce
+            scaler.unscale_(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip or float("inf"))
+            # one all-reduce: how many ranks had a finite loss and gradient, and the sum of their losses
+            finite = torch.stack([loss.detach(), norm]).isfinite().all()
+            finite_ranks, loss_sum = distributed.sum_across(torch.stack([finite.float(), loss.detach().float()]).cpu()).tolist()
+            state.step += 1
+            if finite_ranks < distributed.world_size():
+                if scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale, nothing to restore
+                    scaler.update()
+                    state.history.skipped_steps += 1
+                else:
+                    _on_non_finite(flow, optimizer, state, step)
+                continue
+            scaler.step(optimizer)
+            scaler.update()
+            state.bad_in_row = 0
+            history.step.append(step)
+            history.train_nll.append(loss_sum / distributed.world_size())  # the global batch's NLL: equal shards
+            history.lr.append(current_lr)
+            if step % 10 == 0:
+                bar.set_postfix(nll=f"{history.train_nll[-1]:.3f}", refresh=False)
+            bar.update(state.step - bar.n)
+            if state.step % eval_every == 0 or state.step == steps:
+                evaluate(flow, optimizer, state, val, val_context, patience)
+                if history.val_nll:
+                    bar.set_postfix(nll=f"{history.train_nll[-1]:.3f}", val=f"{history.val_nll[-1]:.3f}", refresh=False)
+            if callback is not None and is_main:
+                callback(state.step, flow, history)
+            if checkpoint_every and state.step % checkpoint_every == 0 and state.step < steps:
+                checkpoint()
+        bar.close()
+    finally:  # also when training raises (divergence, Ctrl-C): later calls run at full precision
+        set_precision(flow, "fp32")
     if history.val_nll and state.best is None and not history.interrupted:
         raise FlowforgeError(
             f"training diverged: the validation NLL was never finite ({len(history.val_nll)} evaluations, "
@@ -279,25 +254,3 @@ def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainSta
         )
     flow.load_state_dict(state.good[0])
     optimizer.load_state_dict(state.good[1])
-
-
-def _evaluate(flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None) -> None:
-    """Snapshot the good state; measure validation NLL, keep the best weights, decide early stop.
-    Weights whose validation NLL is not finite are no state to restore: they are not kept."""
-    snapshot = (clone_state(flow), clone_state(optimizer))
-    if val is None:
-        state.good = snapshot
-        return
-    history = state.history
-    val_nll = mean_nll(flow, val, val_context)
-    history.val_step.append(state.step)
-    history.val_nll.append(val_nll)
-    if math.isfinite(val_nll):
-        state.good = snapshot
-    if val_nll < history.best_val_nll:
-        history.best_val_nll, history.best_step = val_nll, state.step
-        state.best, state.evals_since_best = state.good[0], 0
-    else:
-        state.evals_since_best += 1
-    if patience is not None and state.evals_since_best >= patience:
-        history.stopped_early = True

@@ -18,8 +18,8 @@ from ..flows import Flow, count_parameters
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
+from .evaluate import mean_nll
 from .history import History
-from .loop import mean_nll
 
 
 def default_folder(name: str, root: str | os.PathLike = "runs") -> Path:

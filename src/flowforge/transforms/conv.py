@@ -36,7 +36,7 @@ class ActNorm2d(Transform):
         self.is_initialized.fill_(True)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.training and not self.is_initialized:
+        if self.training and not torch.compiler.is_compiling() and not self.is_initialized:  # compiled: Flow sets it up eagerly
             self.initialize(x)
         pixels = x.shape[2] * x.shape[3]
         return (x - self.bias) * torch.exp(-self.log_sigma), (-pixels * self.log_sigma.sum()).expand(x.shape[0])

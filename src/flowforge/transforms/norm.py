@@ -34,7 +34,7 @@ class ActNorm(Transform):
         self.is_initialized.fill_(True)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.training and not self.is_initialized:
+        if self.training and not torch.compiler.is_compiling() and not self.is_initialized:  # compiled: Flow sets it up eagerly
             self.initialize(x)
         z = (x - self.bias) * torch.exp(-self.log_sigma)
         return z, (-self.log_sigma.sum()).expand(x.shape[0])
