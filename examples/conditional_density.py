@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--thetas", type=float, nargs=2, default=[0.75, 1.75])
     parser.add_argument("--out", default="runs/conditional_density")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 1 is fastest for small models on a busy machine")
     args = parser.parse_args(argv)
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     theta = prior(20_000, generator)

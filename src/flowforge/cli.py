@@ -19,6 +19,7 @@ stops at once, leaving the last checkpoint.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import os
 import sys
@@ -191,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(done.code or 0)
     except FlowforgeError as error:  # a usage mistake: never worth a traceback
         return _fail(error)
+    args.given = _given_options(parser, sys.argv[1:] if argv is None else argv)
     try:
         with warnings.catch_warnings():
             if not args.debug:
@@ -217,6 +219,17 @@ def _unknown_arguments(parser: argparse.ArgumentParser, command: str, unknown: l
     guess = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1) if unknown[0].startswith("--") else []
     hint = f"; did you mean {guess[0]}?" if guess else ""
     return f"{command}: unrecognized arguments: {' '.join(unknown)}{hint} (valid options: {', '.join(known)})"
+
+
+def _given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the options given on the command line (not left at their defaults)."""
+    quiet = copy.deepcopy(parser)
+    subparsers = next(a for a in quiet._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in (quiet, *subparsers.choices.values()):
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+    given, _ = quiet.parse_known_args(argv)
+    return set(vars(given)) - {"command", "handler"}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ def train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, patience=args.patience or None, threads=args.threads, progress=not args.no_progress,
         out=args.out, context_columns=args.context_columns, save_every=args.save_every,
         device=args.device, precision=args.precision, compile=args.compile, memory=args.memory,
+        given=tuple(sorted(name for name in getattr(args, "given", ()) if name in {f.name for f in fields(TrainConfig)})),
     )
     return _finish(train_run(config))
 

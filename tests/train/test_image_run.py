@@ -70,3 +70,14 @@ def test_unusual_image_sets_finish_with_their_plots(shape: tuple[int, ...], rows
     assert "test_bpd" in capsys.readouterr().out
     drawn = {p.name for p in (tmp_path / "run" / "plots").iterdir()}
     assert drawn == set(PLOTS) - ({"interpolation.png"} if rows == 8 else set())
+
+
+def test_options_given_explicitly_keep_their_values_on_an_image_run(tmp_path: Path) -> None:
+    """--batch-size 512 and --test-fraction 0.2 equal the vector defaults, and were silently
+    replaced by the image defaults (64, 0.165) although given."""
+    args = ["train", "--data", "digits", "--model", "glow", "--steps", "2", "--layers", "1", "--hidden", "8",
+            "--batch-size", "512", "--test-fraction", "0.2", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (config["batch_size"], config["test_fraction"], config["lr"]) == (512, 0.2, 1e-3)
+    assert with_image_defaults(TrainConfig(data="digits", model="glow")).batch_size == 64  # not given: image default

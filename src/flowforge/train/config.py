@@ -39,6 +39,8 @@ class TrainConfig:
         memory: "standard", or "invertible": training memory constant in depth, each layer's input
             recomputed from its output by the layer's inverse (about 1.3x the step time).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
+        given: the options set explicitly (the command line records them): an image run keeps
+            these even where they equal the vector defaults, and takes image defaults for the rest.
     """
 
     data: str = "moons"
@@ -62,10 +64,12 @@ class TrainConfig:
     compile: bool = False
     memory: str = "standard"
     out: str | None = None
+    given: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "given", tuple(self.given))
         for name in ("layers", "steps", "batch_size"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("seed", self.seed, minimum=0)

@@ -72,9 +72,11 @@ def _ndim(path: Path) -> int:
 
 
 def with_image_defaults(config: TrainConfig) -> TrainConfig:
-    """config with every option still at TrainConfig's default replaced by IMAGE_DEFAULTS."""
+    """config with every option not given explicitly (`config.given`) and still at TrainConfig's
+    default replaced by IMAGE_DEFAULTS."""
     vector_defaults = {f.name: f.default for f in fields(TrainConfig)}
-    return replace(config, **{k: v for k, v in IMAGE_DEFAULTS.items() if getattr(config, k) == vector_defaults[k]})
+    unset = {k: v for k, v in IMAGE_DEFAULTS.items() if k not in config.given and getattr(config, k) == vector_defaults[k]}
+    return replace(config, **unset)
 
 
 def build_image_model(config: TrainConfig, image_shape: tuple[int, ...], levels: int) -> Flow:
