@@ -72,12 +72,12 @@ def test_history_records_every_step_and_evaluation() -> None:
     assert len(history.train_nll) == len(history.lr) == 40 and all(map(math.isfinite, history.train_nll))
     assert history.lr[:4] == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3])  # linear warm-up
     assert all(a >= b for a, b in zip(history.lr[3:], history.lr[4:])) and history.lr[-1] < 1e-4  # cosine decay
-    assert history.val_step == [10, 20, 30, 40] and len(history.val_nll) == 4
+    assert history.val_step == [0, 10, 20, 30, 40] and len(history.val_nll) == 5  # 0: the starting weights
     assert history.best_val_nll == min(history.val_nll)
     assert history.best_step == history.val_step[history.val_nll.index(history.best_val_nll)]
     assert not history.stopped_early and history.skipped_steps == history.restores == 0
     assert history.seconds > 0
-    assert json.loads(json.dumps(history.to_dict()))["val_step"] == [10, 20, 30, 40]
+    assert json.loads(json.dumps(history.to_dict()))["val_step"] == [0, 10, 20, 30, 40]
 
 
 def test_epochs_and_the_validation_split() -> None:

@@ -126,3 +126,18 @@ def test_mixed_precision_is_switched_off_when_fit_raises(precision: str) -> None
     reference = copy.deepcopy(flow)
     set_precision(reference, "fp32")
     assert calls and torch.equal(flow.log_prob(x), reference.log_prob(x))
+
+
+def test_on_a_few_rows_the_kept_weights_are_never_worse_on_validation_than_the_start() -> None:
+    """The starting weights are evaluated too, and validation comes at least every 8 passes over
+    the data: 120 rows at batch 512 used to go 40 steps (170 passes) between checks, and the
+    weights kept could be far worse than the untrained flow's standard-normal fit (iris: 27.7 nats
+    against 4.8 for a diagonal Gaussian)."""
+    torch.manual_seed(0)
+    x = torch.randn(150, 4) @ torch.tensor([[1.0, 0.9, 0.0, 0.0], [0.0, 0.4, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.5, 0.2]])
+    train, val = x[:120], x[120:]
+    flow = flowforge.RealNVP(4, layers=8, hidden=(256, 256))
+    history = flowforge.fit(flow, train, val, steps=400, batch_size=512, lr=3e-3, progress=False)
+    assert history.val_step[:2] == [0, 2]  # ceil(8 * 120 / 512) = 2 steps between checks
+    assert flowforge.mean_nll(flow, val) == pytest.approx(history.best_val_nll, rel=1e-5)
+    assert history.best_val_nll <= history.val_nll[0]

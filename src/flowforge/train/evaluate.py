@@ -42,9 +42,14 @@ def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192)
     return float(total[0] / total[1])
 
 
-def evaluate(flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None) -> None:
+def evaluate(
+    flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None,
+    restorable: bool = True,
+) -> None:
     """Snapshot the good state; measure validation NLL, keep the best weights, decide early stop.
-    Weights whose validation NLL is not finite are no state to restore: they are not kept."""
+    Weights whose validation NLL is not finite are no state to restore: they are not kept. The
+    starting weights (`restorable=False`) may be the best, but are no state to restore after
+    non-finite steps: a run that diverges at once is reported, not silently reset to its start."""
     snapshot = (clone_state(flow), clone_state(optimizer))
     if val is None:
         state.good = snapshot
@@ -53,11 +58,11 @@ def evaluate(flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_c
     val_nll = mean_nll(flow, val, val_context)
     history.val_step.append(state.step)
     history.val_nll.append(val_nll)
-    if math.isfinite(val_nll):
+    if math.isfinite(val_nll) and restorable:
         state.good = snapshot
     if val_nll < history.best_val_nll:
         history.best_val_nll, history.best_step = val_nll, state.step
-        state.best, state.evals_since_best = state.good[0], 0
+        state.best, state.evals_since_best = snapshot[0], 0
     else:
         state.evals_since_best += 1
     if patience is not None and state.evals_since_best >= patience:

@@ -1,6 +1,7 @@
 """fit: maximum-likelihood training with validation, best-weights keeping and early stopping."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,12 @@ def _initialize_data_dependent(flow: Flow, x: Tensor, context: Tensor | None) ->
         flow.log_prob(x, context)
 
 
+def default_eval_every(steps: int, rows: int, batch_size: int) -> int:
+    """Validate 50 times per run, and at least every 8 passes over the `rows` given to fit: on a
+    few hundred rows, 40 steps of batch 512 are 200 passes, enough to overfit between two checks."""
+    return max(1, min(steps // 50, math.ceil(8 * rows / batch_size)))
+
+
 def _check_options(steps, epochs, batch_size, lr, grad_clip, eval_every, patience) -> None:
     check_positive(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=grad_clip,
                    eval_every=eval_every, patience=patience)
@@ -97,7 +104,8 @@ def fit(
     """Train `flow` by maximum likelihood (Adam on the mean NLL) and return its History.
 
     Without `val`, `val_fraction` of `train` is held out for validation (0 disables it). The
-    validation NLL is measured every `eval_every` steps; the best weights are kept and restored
+    validation NLL is measured before the first step and every `eval_every` steps (default: 50
+    times per run, and at least every 8 passes over the data); the best weights are kept and restored
     at the end, and training stops after `patience` evaluations without improvement (None:
     never). `steps` defaults to 2000, or `epochs` passes over the training rows. A non-finite
     loss or gradient skips the step (counted in `skipped_steps`); three in a row restore the
@@ -122,6 +130,7 @@ def fit(
     train = as_data(train, "train", flow.event_shape)
     context = as_data(context, "context") if context is not None else None
     check_same_rows(train, context, "train", "context")
+    rows_given = train.shape[0]
     if val is None:
         if val_context is not None:
             raise FlowforgeError("fit: val_context was given without val")
@@ -132,7 +141,7 @@ def fit(
         check_same_rows(val, val_context, "val", "val_context")
     steps = steps or (epochs * max(1, train.shape[0] // batch_size) if epochs else 2000)
     warmup = min(100, steps // 20) if warmup is None else warmup
-    eval_every = eval_every or max(1, steps // 50)
+    eval_every = eval_every or default_eval_every(steps, rows_given, batch_size)
     device, dtype = flow._anchor().device, flow._anchor().dtype
     warn_lost_precision(train, dtype, "train")
     train, val = to_flow_dtype(train, dtype, "train"), to_flow_dtype(val, dtype, "val")
@@ -160,6 +169,9 @@ def fit(
             first = batch_index(0, train.shape[0], batch_size, seed)
             _initialize_data_dependent(flow, train[first].to(device), context[first].to(device) if context is not None else None)
             state = TrainState()
+            if val is not None:  # the starting weights are a candidate too (few rows: they can beat every later step)
+                with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+                    evaluate(flow, optimizer, state, val, val_context, patience, restorable=False)  # draws nothing from the run's stream
         model = distributed.wrap(_NLL(flow))
         history, start_time = state.history, time.perf_counter() - state.history.seconds
         is_main = distributed.is_main()
@@ -216,7 +228,7 @@ def fit(
         bar.close()
     finally:  # also when training raises (divergence, Ctrl-C): later calls run at full precision
         set_precision(flow, "fp32")
-    if history.val_nll and state.best is None and not history.interrupted:
+    if history.val_nll and state.good is None and not history.interrupted:
         raise FlowforgeError(
             f"training diverged: the validation NLL was never finite ({len(history.val_nll)} evaluations, "
             f"{history.skipped_steps} steps skipped); lower lr or check the data"

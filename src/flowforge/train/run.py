@@ -39,7 +39,7 @@ from .conditional import context_record, sample_context, split_context, split_sc
 from .config import TrainConfig
 from .guard import RunCheckpoint, StopSignals, trim_metrics_log
 from .history import History
-from .loop import fit
+from .loop import default_eval_every, fit
 from .placement import maybe_compile, resolve_device
 from .rows import NpyRows
 from .run_folder import MetricsLog, _claim_run_folder, _metrics, _resolved_config, _to_json, default_folder, write_plots
@@ -249,7 +249,7 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
     """`fit` for a run folder: metrics.jsonl lines, and RUN/model.pt every `config.save_every` steps,
     at the end and on SIGINT/SIGTERM, which stop training cleanly. Returns the history and the
     signal that stopped it (None: it ran to the end)."""
-    eval_every = max(1, config.steps // 50)  # fit's own default, made explicit for the metrics log
+    eval_every = default_eval_every(config.steps, len(train), config.batch_size)  # fit's own default, for the metrics log
     log = MetricsLog(folder / "metrics.jsonl", eval_every, config.steps)
     if resume is not None:
         log.last = trim_metrics_log(log.path, resume["step"])
