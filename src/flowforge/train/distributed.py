@@ -6,6 +6,7 @@ Rank 0 alone logs and writes files; every rank sees its own shard of each global
 """
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -51,7 +52,16 @@ def init_from_env(device: str = "cpu") -> bool:
                                      f"use --nproc_per_node={gpus} or less, or --device cpu")
             torch.cuda.set_device(local_rank)
         dist.init_process_group(choose_backend(device))
+        atexit.register(_leave)
     return True
+
+
+def _leave() -> None:
+    """Destroy the process group this module made before the interpreter exits: a group left to
+    the interpreter's teardown can abort a rank on exit (gloo's threads: "terminate called
+    without an active exception", seen once under a loaded test run)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def sum_across(values: Tensor) -> Tensor:
