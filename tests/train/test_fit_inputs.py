@@ -141,3 +141,13 @@ def test_on_a_few_rows_the_kept_weights_are_never_worse_on_validation_than_the_s
     assert history.val_step[:2] == [0, 2]  # ceil(8 * 120 / 512) = 2 steps between checks
     assert flowforge.mean_nll(flow, val) == pytest.approx(history.best_val_nll, rel=1e-5)
     assert history.best_val_nll <= history.val_nll[0]
+
+
+def test_a_column_of_few_distinct_values_is_warned_about() -> None:
+    """Raw integer pixels scored a test NLL of ~1e10 without a word."""
+    x = torch.cat([torch.randn(300, 1), torch.randint(0, 5, (300, 1)).float()], 1)
+    with pytest.warns(UserWarning, match=r"column 1 takes only 5 distinct values in 270 rows.*dequantise"):
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), x, steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), torch.randn(300, 2), steps=2)

@@ -14,7 +14,16 @@ from ..flows.flow import Flow
 from ..nn.precision import set_precision
 from ..transforms.standardize import Standardize
 from . import distributed
-from .data import as_data, batch_index, check_positive, check_same_rows, split_validation, to_flow_dtype, warn_lost_precision
+from .data import (
+    as_data,
+    batch_index,
+    check_positive,
+    check_same_rows,
+    split_validation,
+    to_flow_dtype,
+    warn_discrete,
+    warn_lost_precision,
+)
 from .evaluate import evaluate
 from .history import History
 from .optim import adam
@@ -144,6 +153,7 @@ def fit(
     eval_every = eval_every or default_eval_every(steps, rows_given, batch_size)
     device, dtype = flow._anchor().device, flow._anchor().dtype
     warn_lost_precision(train, dtype, "train")
+    warn_discrete(train, "train")
     train, val = to_flow_dtype(train, dtype, "train"), to_flow_dtype(val, dtype, "val")
     context, val_context = to_flow_dtype(context, dtype, "context"), to_flow_dtype(val_context, dtype, "val_context")
 
