@@ -80,3 +80,19 @@ def test_warnings_print_as_one_line(tmp_path: Path, capsys, monkeypatch) -> None
     assert main(["train", *TINY_TRAIN, "--steps", "5", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
     assert err == f"flowforge: warning: {tmp_path / 'r' / 'plots'}: plots not drawn (ValueError: Axis limits cannot be NaN or Inf)\n"
+
+
+def test_a_few_hundred_rows_get_a_smaller_default_model(tmp_path: Path) -> None:
+    """8 couplings of 256x256 overfit a few hundred rows within the first checks (iris: 7.4 nats
+    against 2.9 for 4 couplings of 64x64); sizes given on the command line are kept."""
+    import json
+
+    import numpy as np
+
+    table = tmp_path / "small.csv"
+    np.savetxt(table, np.random.default_rng(0).normal(size=(300, 3)), delimiter=",")
+    for extra, expected in (([], (4, [64, 64])), (["--layers", "8"], (8, [256, 256]))):
+        out = tmp_path / f"run{len(extra)}"
+        assert main(["train", "--data", str(table), "--steps", "5", "--threads", "1", "--no-progress", *extra, "--out", str(out)]) == 0
+        config = json.loads((out / "config.json").read_text())["config"]
+        assert (config["layers"], config["hidden"]) == expected

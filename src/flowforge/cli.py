@@ -82,7 +82,8 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--context-columns", metavar="COLS",
                    help="train a conditional flow p(x | context): these columns of the --data file (comma-separated "
                         "header names or 0-based indices) are the context, the other columns are x")
-    p.add_argument("--layers", type=POSITIVE_INT, default=d.layers, help=f"flow layers (default {d.layers})")
+    p.add_argument("--layers", type=POSITIVE_INT, default=d.layers,
+                   help=f"flow layers (default {d.layers}; 4 with --hidden 64 64 for fewer than 2,000 training rows)")
     p.add_argument("--hidden", type=POSITIVE_INT, nargs="+", default=list(d.hidden), metavar="H",
                    help=f"conditioner hidden widths (default {' '.join(map(str, d.hidden))})")
     p.add_argument("--steps", type=POSITIVE_INT, help=f"optimizer steps in all (default {d.steps}; with --resume, the run's own)")

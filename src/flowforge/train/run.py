@@ -89,6 +89,7 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     table = load_split(config)
+    config = with_small_data_defaults(config, len(table.train))
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = build_model(config.model, features=table.train.shape[1], layers=config.layers, hidden=config.hidden,
                        context_features=len(table.columns), memory=config.memory)
@@ -117,6 +118,21 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
         warnings.warn(f"{folder / 'plots'}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=2)
     return RunResult(folder, metrics)
+
+
+SMALL_DATA_ROWS = 2000  # fewer training rows than this get SMALL_DATA_MODEL unless --layers/--hidden are given
+SMALL_DATA_MODEL = {"layers": 4, "hidden": (64, 64)}
+
+
+def with_small_data_defaults(config: TrainConfig, train_rows: int) -> TrainConfig:
+    """A smaller default model for a few hundred rows, where 8 couplings of 256x256 overfit
+    within the first checks. Measured on sklearn's tables (CLI defaults otherwise, test NLL):
+    iris realnvp 7.40 -> 2.94 nats (a full Gaussian: 2.63), breast_cancer maf -33.06 -> -35.17
+    (-29.30), diabetes maf -15.11 -> -15.93 (-15.04); 8 of 10 model x table runs improved."""
+    defaults = TrainConfig()
+    if train_rows >= SMALL_DATA_ROWS or any(getattr(config, k) != getattr(defaults, k) or k in config.given for k in SMALL_DATA_MODEL):
+        return config
+    return replace(config, **SMALL_DATA_MODEL)
 
 
 @dataclass(frozen=True)
