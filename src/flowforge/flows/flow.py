@@ -75,7 +75,7 @@ class Flow(nn.Module):
             except (TypeError, ValueError, RuntimeError):
                 raise FlowforgeError(f"{name}: expected a tensor or an array of numbers, got {type(x).__name__}") from None
         anchor = self._anchor()
-        if x.is_floating_point() or (x.dtype != torch.bool and not x.is_complex()):  # integer pixels, counts
+        if x.dtype != torch.bool and not x.is_complex():  # floats of any precision; integers (pixels, counts)
             x = cast_checked(x, anchor.dtype, name)
         check_batch(x, self.event_shape, name)
         context = check_context(context, self.context_features, x.shape[0], device=anchor.device, dtype=anchor.dtype)

@@ -109,13 +109,11 @@ def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, 
         raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
     table = load_split(config)  # as train cut it; a large .npy file stays on disk
     _check_rows(recorded, len(table.test), config, folder)
-    test, context = table.test, table.test_context
-    if not isinstance(test, NpyRows):
+    test, context = table.test_in_memory(STREAMED_CHECK_ROWS)
+    if not isinstance(table.test, NpyRows):
         return test, context, f"held-out split of {config.data} ({len(test)} rows)"
-    head = slice(0, min(len(test), STREAMED_CHECK_ROWS))  # the split is shuffled: a random sample
-    sample = test[head].numpy(), (context[head].numpy() if context is not None else None)
-    rows = f"{len(test):,} rows" if head.stop == len(test) else f"the first {head.stop:,} of its {len(test):,} rows"
-    return *sample, f"held-out split of {config.data} ({rows})"
+    rows = f"{len(test):,} rows" if len(test) == len(table.test) else f"the first {len(test):,} of its {len(table.test):,} rows"
+    return test, context, f"held-out split of {config.data} ({rows})"
 
 
 def _check_rows(recorded: dict[str, Any], n_test: int, config: TrainConfig, folder: Path) -> None:

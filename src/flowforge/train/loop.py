@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
 from ..nn.precision import set_precision
+from ..transforms.base import data_dependent_layers, sets_up_on_this_call
 from ..transforms.standardize import Standardize
 from . import distributed
 from .data import (
@@ -51,17 +52,16 @@ def _prepare_standardize(flow: Flow, train: Tensor) -> None:
     first = flow.transform[0] if hasattr(flow.transform, "__getitem__") else flow.transform
     if isinstance(first, Standardize) and not bool(first.is_fitted):
         first.fit_(train)
-        for name, flag in flow.named_buffers():
-            if name.endswith("is_initialized"):
-                flag.fill_(False)
+        for layer in data_dependent_layers(flow):
+            layer.is_initialized.fill_(False)
 
 
 @torch.no_grad()
 def _initialize_data_dependent(flow: Flow, x: Tensor, context: Tensor | None) -> None:
     """Run one forward pass on the first *global* batch, so ActNorm-style data-dependent
     initialisations see the same statistics on every rank (and as in a single process)."""
-    if any(not bool(b) for name, b in flow.named_buffers() if name.endswith("is_initialized")):
-        flow.train()
+    flow.train()
+    if sets_up_on_this_call(flow):
         flow.log_prob(x, context)
 
 

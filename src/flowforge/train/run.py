@@ -113,7 +113,7 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     uncompile(flow).cpu()  # plots run on the CPU, eagerly: no second compile for another device
     try:
-        test, test_context = table.shown_test()
+        test, test_context = table.test_in_memory(PLOT_ROWS)
         write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
     except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
         warnings.warn(f"{folder / 'plots'}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=2)
@@ -150,12 +150,12 @@ class Table:
     test: np.ndarray | NpyRows
     test_context: np.ndarray | NpyRows | None
 
-    def shown_test(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """The test rows the plots draw: all of an in-memory split, the first PLOT_ROWS of a
-        streamed one (a random sample: the split shuffled the rows)."""
+    def test_in_memory(self, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The test rows (and their context) as arrays: all of an in-memory split, the first
+        `limit` of a streamed one (a random sample: the split shuffled the rows)."""
         if not isinstance(self.test, NpyRows):
             return self.test, self.test_context
-        head = slice(0, PLOT_ROWS)
+        head = slice(0, limit)
         return self.test[head].numpy(), (self.test_context[head].numpy() if self.test_context is not None else None)
 
 

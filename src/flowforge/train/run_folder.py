@@ -57,11 +57,13 @@ def _claim_folder(folder: str | os.PathLike) -> Path:
 
 
 def _never_checkpointed(folder: Path) -> bool:
-    names = {entry.name for entry in folder.iterdir() if entry.is_file() and not entry.is_symlink()}
-    if "config.json" not in names or len(names) != sum(1 for _ in folder.iterdir()):
-        return False
+    entries = list(folder.iterdir())
     temporary = tuple(f".{name}." for name in (*RESTARTABLE, CHECKPOINT_NAME))
-    return all(name in RESTARTABLE or (name.startswith(temporary) and name.endswith(".tmp")) for name in names)
+    return any(entry.name == "config.json" for entry in entries) and all(
+        entry.is_file() and not entry.is_symlink()
+        and (entry.name in RESTARTABLE or (entry.name.startswith(temporary) and entry.name.endswith(".tmp")))
+        for entry in entries
+    )
 
 
 def _resolved_config(config: TrainConfig, flow: Flow, x: Any, train: Any, test: Any) -> dict[str, Any]:

@@ -109,16 +109,18 @@ def zero_logabsdet(x: Tensor) -> Tensor:
     return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
 
-def sets_up_on_this_call(module: nn.Module) -> bool:
-    """Whether a training-mode call of `module` sets up a data-dependent layer in it (ActNorm's
-    first batch: a layer with an `is_initialized` buffer still False). Compiled code leaves that
-    branch out, so such a call must run eagerly. The layers are found once and remembered (a
-    copy's memo maps them to the copy's own layers)."""
-    if not module.training:
-        return False
+def data_dependent_layers(module: nn.Module) -> tuple[nn.Module, ...]:
+    """The layers in `module` set up from their first training batch (ActNorm: an
+    `is_initialized` buffer). Found once and remembered (a copy's memo maps them to the copy's
+    own layers)."""
     layers = module.__dict__.get("_setup_layers")
     if layers is None:
         layers = tuple(m for m in module.modules() if "is_initialized" in m._buffers)
         module.__dict__["_setup_layers"] = layers
-    return any(not bool(layer.is_initialized) for layer in layers)
+    return layers
 
+
+def sets_up_on_this_call(module: nn.Module) -> bool:
+    """Whether a training-mode call of `module` sets up a data-dependent layer in it (ActNorm's
+    first batch). Compiled code leaves that branch out, so such a call must run eagerly."""
+    return module.training and any(not bool(layer.is_initialized) for layer in data_dependent_layers(module))
