@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from flowforge.train import run as run_module
 from flowforge.train.config import TrainConfig
 from flowforge.train.rows import NpyRows
 
-from .helpers import write_normal_npy
+from .helpers import launch, write_normal_npy
 
 TINY = ["--steps", "12", "--layers", "2", "--hidden", "8", "--batch-size", "64", "--threads", "1", "--no-progress"]
 
@@ -115,12 +114,8 @@ def test_streamed_npy_trains_under_torchrun(table: Path, tmp_path: Path) -> None
     launcher = tmp_path / "streamed.py"
     launcher.write_text("import sys\nimport flowforge.train.run as run\nfrom flowforge.cli import main\n"
                         "run.STREAM_NPY_BYTES = 0\nsys.exit(main(sys.argv[1:]))\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for processes in (1, 2):
-        launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
-        command = [sys.executable, *launch, str(launcher), "train", "--data", str(table), *TINY, "--out", str(tmp_path / str(processes))]
-        done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stderr[-2000:]
+        launch([str(launcher), "train", "--data", str(table), *TINY, "--out", str(tmp_path / str(processes))], processes)
     one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("1", "2"))
     assert one["n_test"] == two["n_test"] == 140 and abs(one["test_nll"] - two["test_nll"]) < 1e-4
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from flowforge.train import distributed
 from flowforge.train.loop import _NLL
 
 from .cuda_cases import DEVICE, cloud, needs_device
+from .helpers import launch
 from .transforms.cases import randomized
 
 pytestmark = needs_device
@@ -37,12 +37,9 @@ def _free_port() -> int:
 
 
 def _run_worker(mode: str, out: Path, env: dict[str, str] | None = None, processes: int = 1) -> None:
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
     paths = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths, **(env or {})}
-    command = [sys.executable, *launcher, "-m", "tests.test_cuda_ddp", "--ddp-worker", mode, str(out), DEVICE.type]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    launch(["-m", "tests.test_cuda_ddp", "--ddp-worker", mode, str(out), DEVICE.type], processes,
+           env={"PYTHONPATH": paths, **(env or {})}, cwd=ROOT)
 
 
 def test_group_of_one_runs_every_collective_fit_uses(tmp_path: Path) -> None:

@@ -53,7 +53,9 @@ def _finish(result) -> int:
     """Report a run; an interrupted one exits with 128 + the signal's number. Under torchrun only rank 0 reports."""
     from .train import distributed
 
-    if not distributed.is_main():
+    main_rank = distributed.is_main()
+    distributed.leave()  # every rank ends with rank 0's files written
+    if not main_rank:
         return 0 if result.stopped_by is None else 128 + result.stopped_by
     if result.stopped_by is None:
         _report(result)

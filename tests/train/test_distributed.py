@@ -2,34 +2,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+
+from ..helpers import launch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def _run(out: Path, processes: int, *extra: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if processes == 1:
-        command = [sys.executable, str(WORKER), str(out), *extra]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={processes}", str(WORKER), str(out), *extra]
-    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch([str(WORKER), str(out), *extra], processes)
 
 
 def _cli(flags: list[str], out: Path, processes: int) -> str:
     """`flowforge <flags> --out out` in one process or under torchrun; returns its stdout."""
-    launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
-    command = [sys.executable, *launch, "-m", "flowforge", *flags, "--out", str(out)]
-    done = subprocess.run(command, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return launch(["-m", "flowforge", *flags, "--out", str(out)], processes).stdout
 
 
 def _assert_same_weights(a: Path, b: Path) -> None:

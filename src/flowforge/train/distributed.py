@@ -7,6 +7,7 @@ Rank 0 alone logs and writes files; every rank sees its own shard of each global
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 
 import torch
@@ -40,6 +41,9 @@ def choose_backend(device: str) -> str:
     return "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
 
 
+_made_here: list = []  # the group init_from_env made: leave() and the exit hook destroy only that one
+
+
 def init_from_env(device: str = "cpu") -> bool:
     """Initialise the process group from torchrun's environment; False when not under torchrun."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
@@ -52,15 +56,27 @@ def init_from_env(device: str = "cpu") -> bool:
                                      f"use --nproc_per_node={gpus} or less, or --device cpu")
             torch.cuda.set_device(local_rank)
         dist.init_process_group(choose_backend(device))
+        _made_here.append(dist.group.WORLD)
         atexit.register(_leave)
     return True
 
 
+def leave() -> None:
+    """End a finished run's process group: wait for every rank (rank 0 may still be writing the run
+    folder), then destroy the group while the interpreter is whole. Ranks leaving one by one, or a
+    group left to the interpreter's teardown, can abort a rank on exit (gloo: "terminate called
+    without an active exception", seen under loaded test runs)."""
+    if _made_here and dist.is_initialized():
+        dist.all_reduce(torch.zeros(1))  # a barrier on the CPU backend, which both group kinds have
+        _leave()
+
+
 def _leave() -> None:
-    """Destroy the process group this module made before the interpreter exits: a group left to
-    the interpreter's teardown can abort a rank on exit (gloo's threads: "terminate called
-    without an active exception", seen once under a loaded test run)."""
-    if dist.is_initialized():
+    """Destroy the group (at exit too, after errors: no barrier there, a failed rank's peers may be
+    mid-collective). Collecting first frees DDP wrappers held only by reference cycles."""
+    if _made_here and dist.is_initialized():
+        _made_here.clear()
+        gc.collect()
         dist.destroy_process_group()
 
 
