@@ -131,3 +131,15 @@ def test_copies_of_a_compiled_flow_run_eagerly() -> None:
     x = torch.randn(8, 4)
     assert copied._compiled_density is None
     assert not torch.allclose(copied.log_prob(x), flow.log_prob(x))  # its own weights, not the original's
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_mlp_compiles_to_the_same_function(activation: str) -> None:
+    """What torch.compile traces (a product, then the bias subtracted negated) is the eager MLP."""
+    from flowforge.nn.mlp import MLP, traced_layers
+
+    net = MLP(3, 4, hidden=(5, 6), context_features=2, activation=activation, zero_init=False).double()
+    x, context = torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 2, dtype=torch.float64)
+    torch.testing.assert_close(traced_layers(net.net, net.join(x, context)), net(x, context), rtol=1e-14, atol=1e-14)
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, context), net(x, context), rtol=1e-14, atol=1e-14)

@@ -19,6 +19,20 @@ def check_activation(name: str) -> None:
         raise FlowforgeError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
 
 
+def traced_layers(layers: nn.Sequential, h: Tensor) -> Tensor:
+    """The layers as torch.compile should see them: each Linear as a product, then its bias
+    subtracted negated (bitwise equal to adding it).
+
+    Inductor turns `h @ W.T + b` back into addmm, whose CPU kernel first copies b into every row
+    of its output; `- (-b)` stays an elementwise op that inductor fuses into the next kernel (the
+    ReLU, or the coupling's clamp and exp). A compiled train step (8 couplings, fused Adam,
+    interleaved A/B): d=64, H=512, batch 256 19.41 -> 18.56 ms; d=2, H=256, batch 512 9.42 -> 9.18 ms.
+    """
+    for layer in layers:
+        h = torch.mm(h, layer.weight.t()) - layer.bias.neg() if isinstance(layer, nn.Linear) else layer(h)
+    return h
+
+
 class MLP(nn.Module):
     """Fully connected network; the context, if any, is concatenated to the input.
 
@@ -59,7 +73,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         with conditioner_autocast(self, x):
-            return self.net(self.join(x, context)).to(x.dtype)
+            h = self.join(x, context)
+            return (traced_layers(self.net, h) if torch.compiler.is_compiling() else self.net(h)).to(x.dtype)
 
     def join(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """The network's input: x with the context appended."""
