@@ -43,3 +43,16 @@ def test_seeded_bits_per_dim_is_reproducible_and_leaves_the_global_rng_alone() -
     assert torch.equal(torch.get_rng_state(), state)
     assert flowforge.bits_per_dim(flow, x, seed=3) == first
     assert flowforge.bits_per_dim(flow, x, seed=4) != first
+
+
+def test_bits_per_dim_of_a_conditional_flow_uses_the_context() -> None:
+    torch.manual_seed(0)
+    flow = flowforge.RealNVP(3, 2, (8, 8), context_features=2)
+    for p in flow.parameters():  # a flow whose density depends on the context
+        torch.nn.init.normal_(p, std=0.3)
+    x, context = torch.randn(50, 3), torch.randn(50, 2)
+    expected = -flow.eval().log_prob(x, context).mean().item() / (3 * math.log(2))
+    assert flowforge.bits_per_dim(flow, x, context=context) == pytest.approx(expected, rel=1e-6)
+    assert flowforge.bits_per_dim(flow, x, context=context) != pytest.approx(flowforge.bits_per_dim(flow, x, context=-context))
+    with pytest.raises(flowforge.FlowforgeError, match="context"):
+        flowforge.bits_per_dim(flow, x)

@@ -81,3 +81,19 @@ def test_options_given_explicitly_keep_their_values_on_an_image_run(tmp_path: Pa
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert (config["batch_size"], config["test_fraction"], config["lr"]) == (512, 0.2, 1e-3)
     assert with_image_defaults(TrainConfig(data="digits", model="glow")).batch_size == 64  # not given: image default
+
+
+def test_an_image_run_takes_the_subset_a_table_run_takes_and_refuses_too_large_an_n(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from flowforge.train.image_run import train_image_run
+
+    images = np.random.default_rng(0).integers(0, 256, size=(30, 1, 4, 4)).astype(np.uint8)
+    np.save(tmp_path / "img.npy", images)
+    config = TrainConfig(data=str(tmp_path / "img.npy"), model="glow", n=40, steps=1, out=str(tmp_path / "run"))
+    with pytest.raises(FlowforgeError, match="has 30 rows, fewer than n=40"):
+        train_image_run(config)
+    assert not (tmp_path / "run").exists()
+    train_image_run(replace(config, n=12, seed=3, threads=1, progress=False))
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert (record["images"], record["n_train"] + record["n_test"]) == (12, 12)

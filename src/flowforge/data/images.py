@@ -45,6 +45,19 @@ def load_images(spec: str | os.PathLike, size: int | tuple[int, int] | None = No
     raise FlowforgeError(f"{os.fspath(spec)!r} is not 'digits', a folder of PNG/JPEG images, or a .npy/.npz file")
 
 
+def array_ndim(path: str | os.PathLike) -> int:
+    """The number of dimensions of the array in an .npy file (the largest in an .npz), read from
+    its header; 0 when it cannot be read (the loader that reads it later names the problem)."""
+    try:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return 0
+    if isinstance(loaded, np.ndarray):
+        return loaded.ndim
+    with loaded:
+        return max((loaded[k].ndim for k in loaded.files), default=0)
+
+
 def _pil():
     try:
         from PIL import Image

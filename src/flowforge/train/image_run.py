@@ -23,7 +23,8 @@ from torch import Tensor
 
 from .. import __version__, data
 from ..compile import uncompile
-from ..data.images import load_images
+from ..data.datasets import subset_indices
+from ..data.images import array_ndim, load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
 from ..metrics import bits_per_dim, nats_to_bits_per_dim
@@ -54,21 +55,10 @@ def is_image_run(config: TrainConfig) -> bool:
     if config.model not in IMAGE_MODELS:
         return False
     path = Path(config.data)
-    is_images = config.data == "digits" or path.is_dir() or (path.suffix.lower() in (".npy", ".npz") and _ndim(path) >= 3)
+    is_images = config.data == "digits" or path.is_dir() or (path.suffix.lower() in (".npy", ".npz") and array_ndim(path) >= 3)
     if not is_images and config.model.startswith("image-"):
         raise FlowforgeError(f"model {config.model!r} needs images: 'digits', a folder of PNG/JPEG or an .npy of (N, C, H, W)")
     return is_images
-
-
-def _ndim(path: Path) -> int:
-    try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return 0  # unreadable: the vector path reports it
-    if isinstance(loaded, np.ndarray):
-        return loaded.ndim
-    with loaded:
-        return max((loaded[k].ndim for k in loaded.files), default=0)
 
 
 def with_image_defaults(config: TrainConfig) -> TrainConfig:
@@ -97,7 +87,7 @@ def train_image_run(
     images = load_images(config.data, size=image_size)
     x = images.x.astype(np.float32)
     if config.n is not None:
-        x = x[np.random.default_rng([config.seed, 1]).permutation(len(x))[: config.n]]
+        x = x[subset_indices(len(x), config.n, config.seed, config.data)]  # the rows a table run takes
     train, test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)
     if config.threads is not None:
         torch.set_num_threads(config.threads)

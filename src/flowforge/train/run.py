@@ -30,7 +30,7 @@ from .. import data
 from ..compile import uncompile
 from ..data.datasets import split_indices, subset_indices
 from ..data.files import TEXT_SUFFIXES
-from ..data.images import load_images
+from ..data.images import array_ndim, load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model
 from . import distributed
@@ -241,10 +241,8 @@ def image_rows(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> t
 
 def _is_flat(path: str | os.PathLike) -> bool:
     """Whether a file holds a table of rows (text, or a 2-D array) rather than images."""
-    from .image_run import _ndim  # imports this module
-
     suffix = Path(path).suffix.lower()
-    return suffix in TEXT_SUFFIXES or (suffix in (".npy", ".npz") and Path(path).is_file() and _ndim(Path(path)) == 2)
+    return suffix in TEXT_SUFFIXES or (suffix in (".npy", ".npz") and Path(path).is_file() and array_ndim(path) == 2)
 
 
 def _flat_images(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
