@@ -30,7 +30,7 @@ def compile(flow: Flow, **options: Any) -> Flow:
     more rows than one block of the CPU kernel runs that kernel eagerly (faster than the compiled
     code there). Sampling is not compiled by this function; `torch.compile(flow.sample)` traces
     the plain operations, which on CPU were slower than eager sampling's kernel for a large batch
-    (10,000 rows at d=64: 217.5 vs 190.1 ms, benchmarks/RESULTS.md).
+    (10,000 rows at d=64: 178.7 vs 160.9 ms, benchmarks/RESULTS.md).
 
     Example:
         >>> import torch, flowforge
