@@ -63,13 +63,13 @@ def test_a_non_finite_round_trip_counts_as_infinite() -> None:
 def test_check_a_run_on_its_held_out_split(run: Path, capsys) -> None:
     assert main(["check", str(run)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("held-out split of moons (100 rows), float32") and "Standardize" in out and "AffineCoupling" in out
+    assert out.startswith("held-out split of moons (100 rows), float32") and "Whiten" in out and "AffineCoupling" in out
     assert "check passed" in out and str(run / "check.json") in out
     record = json.loads((run / "check.json").read_text())
     assert record["passed"] and record["rows"] == json.loads((run / "metrics.json").read_text())["n_test"]
     assert 0 < record["round_trip_max"] < 1e-5 and record["round_trip_median"] <= record["round_trip_max"]
     assert record["logdet_gap_max"] < 1e-4 and record["max_layer_scale"] == max(layer["scale"] for layer in record["layers"])
-    assert [layer["name"] for layer in record["layers"]] == ["Standardize", "AffineCoupling", "Reverse", "AffineCoupling"]
+    assert [layer["name"] for layer in record["layers"]] == ["Whiten", "AffineCoupling", "Reverse", "AffineCoupling"]
 
 
 def test_float64_runs_the_whole_flow_in_float64(run: Path, capsys) -> None:

@@ -30,6 +30,7 @@ from flowforge.transforms import (
     Reverse,
     Standardize,
     Transform,
+    Whiten,
     alternating_mask,
     half_mask,
 )
@@ -76,6 +77,13 @@ def standardize() -> Case:
     return Case(layer, data(7, 3))
 
 
+def whiten() -> Case:
+    layer = Whiten(4)
+    mixed = data(200, 4) @ torch.tensor([[2.0, 0.0, 0.0, 0.0], [1.5, 0.3, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).T
+    layer.fit_(mixed + torch.tensor([5.0, -1.0, 0.0, 2.0]))  # correlated columns and a constant one
+    return Case(layer, data(7, 4))
+
+
 def compose() -> Case:
     first = ActNorm(5)
     first.initialize(data(32, 5))
@@ -104,6 +112,7 @@ CASES: dict[str, Callable[[], Case | tuple]] = {
     "batchnorm": batchnorm,
     "lu_linear": lambda: Case(LULinear(4, seed=0), data(7, 4)),
     "standardize": standardize,
+    "whiten": whiten,
     "compose": compose,
     "inverse": lambda: Case(Inverse(AffineCoupling(alternating_mask(4), mlp())), data(7, 4)),
 }

@@ -55,7 +55,7 @@ def MAF(
     bound: float = 3.0,
     permute: str = "reverse",
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
 ) -> Flow:
@@ -93,7 +93,7 @@ def IAF(
     bound: float = 3.0,
     permute: str = "reverse",
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
 ) -> Flow:
@@ -127,7 +127,7 @@ def NSF(
     residual: bool = False,
     permute: str = "lu",
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
 ) -> Flow:
@@ -179,7 +179,7 @@ def NSF_AR(
     residual: bool = False,
     permute: str = "lu",
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
 ) -> Flow:

@@ -21,6 +21,7 @@ from ..transforms import (
     Reverse,
     Standardize,
     Transform,
+    Whiten,
     alternating_mask,
     half_mask,
 )
@@ -33,6 +34,8 @@ BASES = {"standard": StandardNormal, "diag": DiagNormal, "conditional": Conditio
 MASKS = {"half": half_mask, "alternating": alternating_mask}
 # "invertible": training memory constant in depth, each layer's input recomputed by its inverse
 MEMORY = {"standard": Compose, "invertible": InvertibleCompose}
+# the first layer, fitted by `fit` to the training data: per-column scaling, or that plus decorrelation
+STANDARDIZE = {True: Standardize, False: None, "whiten": Whiten}
 
 
 def check_sizes(features: int, layers: int, hidden: Sequence[int], context_features: int = 0, model: str = "") -> None:
@@ -58,9 +61,12 @@ def _mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
 
 
 def _assemble(
-    features: int, steps: list[Transform], base: str, standardize: bool, context_features: int, memory: str = "standard"
+    features: int, steps: list[Transform], base: str, standardize: bool | str, context_features: int, memory: str = "standard"
 ) -> Flow:
-    layers: list[Transform] = [Standardize(features)] if standardize else []
+    if not isinstance(standardize, (bool, str)) or standardize not in STANDARDIZE:
+        raise FlowforgeError(f"unknown standardize {standardize!r}; choose from True, False or 'whiten'")
+    first = STANDARDIZE[standardize]
+    layers: list[Transform] = [first(features)] if first is not None else []
     compose = _choose(MEMORY, memory, "memory")
     make_base = _choose(BASES, base, "base")
     # "conditional": mean and scale computed from the context
@@ -80,7 +86,7 @@ def RealNVP(
     norm: str | None = None,
     bound: float = 3.0,
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     memory: str = "standard",
 ) -> Flow:
     """Real NVP: `layers` affine couplings with a flip (Reverse) between them.
@@ -88,7 +94,9 @@ def RealNVP(
     Defaults are the original architecture: half/half split, MLP conditioners with ReLU,
     standard normal base. `norm="batchnorm"` or `"actnorm"` adds a normalisation layer after
     each coupling. `standardize` prepends a Standardize layer that `fit` sets from the
-    training data (identity until then), so densities stay on the data's own scale.
+    training data (identity until then), so densities stay on the data's own scale;
+    `standardize="whiten"` a Whiten layer, which also decorrelates the columns, so that training
+    starts from the Gaussian fitted to the data (the CLI's choice for small tables).
     `memory="invertible"` trains in memory constant in depth (transforms/recompute.py).
 
     Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
@@ -122,7 +130,7 @@ def NICE(
     activation: str = "relu",
     mask: str = "alternating",
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     memory: str = "standard",
 ) -> Flow:
     """NICE: additive couplings with a flip between them, then a learnable diagonal scaling.
@@ -151,7 +159,7 @@ def Glow(
     activation: str = "relu",
     bound: float = 3.0,
     base: str = "standard",
-    standardize: bool = True,
+    standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
 ) -> Flow:

@@ -12,12 +12,12 @@ from .norm import ActNorm, BatchNorm, DiagonalScale
 from .permute import Permutation, Reverse
 from .reshape import Split, Squeeze
 from .splines import rational_quadratic_spline
-from .standardize import Standardize
+from .standardize import Standardize, Whiten
 
 __all__ = [
     "ActNorm", "ActNorm2d", "AdditiveCoupling", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
     "CouplingTransform",
     "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
-    "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise",
+    "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise", "Whiten",
     "alternating_mask", "channel_mask", "checkerboard_mask", "half_mask", "rational_quadratic_spline",
 ]

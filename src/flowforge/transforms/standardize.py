@@ -70,3 +70,74 @@ class Standardize(Transform):
             return logabsdet, flipped
         x.sub_(mean).div_(scale)
         return -logabsdet, flipped
+
+
+class Whiten(Standardize):
+    """z = W (x - mean) / scale: Standardize, then a fixed lower-triangular W that removes the
+    correlations of the training data; log|det| = -sum(log scale) + sum(log diag W).
+
+    With every other layer at the identity (as couplings start), the flow is then the Gaussian
+    fitted to the training data, so training starts from that baseline rather than from
+    independent columns. W = L^-1 for the Cholesky factor L of the standardised data's
+    correlation matrix R, shrunk towards the identity (Ledoit-Wolf: R' = (1 - a) R + a I, with
+    the a that minimises the expected squared error): a few hundred rows of correlated
+    columns (collinear, repeated or discrete values) give a well-conditioned R'. A constant
+    column is left alone, as Standardize leaves it.
+    """
+
+    def __init__(self, features: int) -> None:
+        super().__init__(features)
+        self.register_buffer("whitener", torch.eye(features))  # W = L^-1, lower-triangular
+
+    @torch.no_grad()
+    def fit_(self, x: Tensor, chunk: int = 16384) -> None:
+        """Mean and scale as Standardize, then a second streaming pass for R and the shrinkage."""
+        super().fit_(x, chunk)
+        mean, scale = self.mean.to(torch.float64).cpu(), self.scale.to(torch.float64).cpu()
+        features = mean.shape[0]
+        products = torch.zeros(features, features, dtype=torch.float64)
+        fourth = 0.0  # sum over rows of |u|^4, for the shrinkage
+        count = 0
+        for start in range(0, x.shape[0], chunk):
+            u = (torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu() - mean) / scale
+            products += u.T @ u
+            fourth += float(((u * u).sum(1) ** 2).sum())
+            count += u.shape[0]
+        corr = products / max(count, 1)
+        noise = max(fourth / max(count, 1) - float((corr**2).sum()), 0.0) / max(count, 1)  # E|S - R|^2
+        constant = (corr.diagonal() - 1).abs() > 0.5  # Standardize left it alone (scale 1): so does W
+        corr[constant, :] = 0.0
+        corr[:, constant] = 0.0
+        corr.diagonal()[constant] = 1.0
+        target = corr.diagonal().mean()
+        spread = float(((corr - target * torch.eye(features, dtype=torch.float64)) ** 2).sum())
+        shrink = 1.0 if spread <= 0 else min(noise / spread, 1.0)
+        shrunk = (1 - shrink) * corr + shrink * target * torch.eye(features, dtype=torch.float64)
+        self.whitener.copy_(torch.linalg.inv(_cholesky(shrunk)).tril().to(self.whitener))
+
+    def _log_scale(self) -> Tensor:
+        """log|det| of the inverse map z -> x: sum(log scale) - sum(log diag W)."""
+        return self.scale.log().sum() - self.whitener.diagonal().log().sum()
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        u = (x - self.mean) / self.scale
+        return u @ self.whitener.T.to(u.dtype), (-self._log_scale()).expand(x.shape[0])
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Solves W u = z (the same W as forward, so the round trip is exact to working precision)."""
+        u = torch.linalg.solve_triangular(self.whitener.to(z.dtype), z.T, upper=False).T
+        return u * self.scale + self.mean, self._log_scale().expand(z.shape[0])
+
+    def steps_in_place(self, x: Tensor) -> bool:
+        return False  # a product: the in-place pass runs it as an ordinary layer
+
+
+def _cholesky(matrix: Tensor) -> Tensor:
+    """Cholesky factor of a symmetric matrix that rounding may have left a hair short of positive
+    definite: the identity is added in growing amounts (1e-12, 1e-9, ...) until it factors."""
+    eye = torch.eye(matrix.shape[0], dtype=matrix.dtype)
+    for jitter in (0.0, 1e-12, 1e-9, 1e-6, 1e-3, 1.0):
+        factor, info = torch.linalg.cholesky_ex(matrix + jitter * eye)
+        if int(info) == 0:
+            return factor
+    return eye  # unreachable for a correlation matrix plus the identity; the identity is the safe map

@@ -1,0 +1,89 @@
+"""Whiten: the fitted first layer that makes an identity flow the Gaussian fitted to the data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import MultivariateNormal
+
+import flowforge
+from flowforge.cli import main
+from flowforge.transforms import Standardize, Whiten
+
+
+def _correlated(rows: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.tensor([[3.0, 0.0, 0.0], [1.0, 1.0, 0.0], [-1.0, 0.5, 1.0]], dtype=torch.float64)  # correlations 0.7, -0.6
+    return torch.randn(rows, 3, generator=g, dtype=torch.float64) @ mixing.T + torch.tensor([100.0, -5.0, 0.3], dtype=torch.float64)
+
+
+def test_an_untrained_whitened_flow_is_the_gaussian_fitted_to_its_data() -> None:
+    x = _correlated(50_000)
+    flow = flowforge.RealNVP(3, 2, (8, 8), standardize="whiten").double()
+    flow.transform[0].fit_(x)
+    gaussian = MultivariateNormal(x.mean(0), torch.cov(x.T, correction=0))
+    probe = _correlated(100, seed=1)
+    gap = (flow.log_prob(probe) - gaussian.log_prob(probe)).abs()
+    assert gap.max() < 1e-2 and gap.mean() < 2e-3  # Ledoit-Wolf's shrinkage at 50,000 rows: ~1e-4
+
+
+def test_few_rows_of_collinear_repeated_and_constant_columns_give_a_finite_well_conditioned_map() -> None:
+    base = np.random.default_rng(0).normal(size=(40, 3))
+    x = np.column_stack([base, base[:, 0] * 2 + 1, np.round(base[:, 1]), np.full(40, 7.0)])  # collinear, discrete, constant
+    layer = Whiten(6)
+    layer.fit_(torch.as_tensor(x, dtype=torch.float32))
+    diagonal = layer.whitener.diagonal()
+    assert torch.isfinite(layer.whitener).all() and diagonal.max() / diagonal.min() < 1e3
+    z, logabsdet = layer(torch.as_tensor(x, dtype=torch.float32))
+    assert torch.isfinite(z).all() and torch.isfinite(logabsdet).all()
+    assert torch.all(z[:, 5] == 0) and layer.whitener[5, 5] == 1  # the constant column is left alone, as Standardize leaves it
+    plain = Standardize(6)
+    plain.fit_(torch.as_tensor(x, dtype=torch.float32))
+    assert plain.scale[5] == layer.scale[5] == 1
+
+
+def test_shrinkage_vanishes_with_many_rows_and_grows_with_few() -> None:
+    """Ledoit-Wolf: with 50,000 rows the whitened data have identity covariance; with 12 rows of 3
+    correlated columns the correlation is shrunk towards the identity."""
+    many, few = Whiten(3), Whiten(3)
+    many.fit_(_correlated(50_000))
+    few.fit_(_correlated(12))
+    z = many(_correlated(50_000).float())[0]
+    torch.testing.assert_close(torch.cov(z.T, correction=0), torch.eye(3), rtol=0, atol=2e-3)
+    z_few = few(_correlated(12).float())[0]
+    off_diagonal = torch.cov(z_few.T, correction=0) - torch.diag(torch.cov(z_few.T, correction=0).diagonal())
+    assert off_diagonal.abs().max() > 1e-3  # shrunk: the few rows are not whitened exactly
+
+
+def test_unknown_standardize_is_named() -> None:
+    with pytest.raises(flowforge.FlowforgeError, match=r"unknown standardize 'full'; choose from True, False or 'whiten'"):
+        flowforge.MAF(3, standardize="full")
+
+
+@pytest.mark.parametrize(("rows", "first"), [(300, "whiten"), (3000, True)])
+def test_the_cli_whitens_small_tables_only(rows: int, first: object, tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(rows, 3)) @ np.array([[1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [0.0, 0.5, 1.0]])
+    np.save(tmp_path / "x.npy", x.astype(np.float32))
+    out = tmp_path / "run"
+    flags = ["--steps", "4", "--layers", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
+    assert main(["train", "--data", str(tmp_path / "x.npy"), *flags, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["kwargs"]["standardize"] == first
+    flow = flowforge.load(out)
+    assert isinstance(flow.transform[0], Whiten if first == "whiten" else Standardize) and bool(flow.transform[0].is_fitted)
+    assert main(["train", "--resume", str(out), "--steps", "6", "--no-progress"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps_run"] == 6
+
+
+def test_a_column_standardize_leaves_unscaled_is_left_alone_by_w_too() -> None:
+    """1e15 +- 100 is constant at float64 rounding (Standardize keeps scale 1): W must not rescale it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    x[:, 2] = 1e15 + 100 * x[:, 0]
+    layer = Whiten(3).double()
+    layer.fit_(x)
+    assert layer.scale[2] == 1 and layer.whitener[2, 2] == 1 and torch.all(layer.whitener[2, :2] == 0)
+    z, _ = layer(x)
+    torch.testing.assert_close(z[:, 2], x[:, 2] - layer.mean[2])
