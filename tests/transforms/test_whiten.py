@@ -87,3 +87,29 @@ def test_a_column_standardize_leaves_unscaled_is_left_alone_by_w_too() -> None:
     assert layer.scale[2] == 1 and layer.whitener[2, 2] == 1 and torch.all(layer.whitener[2, :2] == 0)
     z, _ = layer(x)
     torch.testing.assert_close(z[:, 2], x[:, 2] - layer.mean[2])
+
+
+def test_a_small_table_run_started_with_standardize_resumes_with_it(tmp_path: Path, monkeypatch) -> None:
+    """Runs saved before the CLI whitened small tables keep their Standardize when resumed."""
+    import flowforge.train.run as run_module
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32))
+    flags = ["--layers", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "first_layer", lambda rows, features: True)  # the rule before Whiten
+        assert main(["train", "--data", str(tmp_path / "x.npy"), "--steps", "4", *flags, "--out", str(tmp_path / "run")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "6", "--no-progress"]) == 0
+    flow = flowforge.load(tmp_path / "run")
+    assert type(flow.transform[0]) is Standardize and json.loads((tmp_path / "run" / "metrics.json").read_text())["steps_run"] == 6
+
+
+def test_two_rows_give_a_bounded_map_and_half_precision_samples() -> None:
+    """Two rows leave Ledoit-Wolf no noise to measure (every u u^T equals R): the eigenvalue floor
+    keeps W's gain near 1/sqrt(MIN_EIGENVALUE) instead of 1e6. bf16 flows invert in float32."""
+    layer = Whiten(4)
+    layer.fit_(torch.randn(2, 4, generator=torch.Generator().manual_seed(0)))
+    assert layer.whitener.abs().max() <= 1.01 / Whiten.MIN_EIGENVALUE**0.5
+    flow = flowforge.RealNVP(3, 1, (8,), standardize="whiten")
+    flow.transform[0].fit_(_correlated(100).float())
+    half = flow.to(torch.bfloat16)
+    assert half.sample(5).dtype == torch.bfloat16 and torch.isfinite(half.sample(5).float()).all()

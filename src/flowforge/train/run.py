@@ -93,7 +93,7 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = build_model(config.model, features=table.train.shape[1], layers=config.layers, hidden=config.hidden,
                        context_features=len(table.columns), memory=config.memory,
-                       standardize=first_layer(len(table.train), table.train.shape[1]))
+                       standardize=_first_layer(table, resume))
     folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, table.rows, table.train, table.test), "context": context_record(table.columns, table.names)}
@@ -145,6 +145,14 @@ def first_layer(train_rows: int, features: int) -> bool | str:
     data; Standardize's per-column scaling otherwise. `python benchmarks/small_tables.py`
     measures both on sklearn's small tables against Gaussians (bench-results/small-tables.json)."""
     return "whiten" if train_rows < SMALL_DATA_ROWS and features <= WHITEN_MAX_FEATURES else True
+
+
+def _first_layer(table: Table, resume: Resume | None) -> bool | str:
+    """first_layer for a new run; a resumed run keeps the one it started with (runs saved before
+    Whiten existed have Standardize on small tables too)."""
+    if resume is not None:
+        return resume.resolved.get("model", {}).get("kwargs", {}).get("standardize", True)
+    return first_layer(len(table.train), table.train.shape[1])
 
 
 @dataclass(frozen=True)

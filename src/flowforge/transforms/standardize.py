@@ -81,9 +81,13 @@ class Whiten(Standardize):
     independent columns. W = L^-1 for the Cholesky factor L of the standardised data's
     correlation matrix R, shrunk towards the identity (Ledoit-Wolf: R' = (1 - a) R + a I, with
     the a that minimises the expected squared error): a few hundred rows of correlated
-    columns (collinear, repeated or discrete values) give a well-conditioned R'. A constant
-    column is left alone, as Standardize leaves it.
+    columns (collinear, repeated or discrete values) give a well-conditioned R', and R' is
+    shrunk further if needed so that no eigenvalue is below MIN_EIGENVALUE of their mean (two
+    rows leave Ledoit-Wolf nothing to measure). A constant column is left alone, as Standardize
+    leaves it.
     """
+
+    MIN_EIGENVALUE = 1e-3  # of the shrunk correlation, relative to its mean: W's largest gain is at most ~30
 
     def __init__(self, features: int) -> None:
         super().__init__(features)
@@ -112,6 +116,12 @@ class Whiten(Standardize):
         target = corr.diagonal().mean()
         spread = float(((corr - target * torch.eye(features, dtype=torch.float64)) ** 2).sum())
         shrink = 1.0 if spread <= 0 else min(noise / spread, 1.0)
+        # Ledoit-Wolf sees no noise when every row is +-v (two rows): R is singular and unshrunk.
+        # Shrink at least until no eigenvalue is below MIN_EIGENVALUE of the mean.
+        smallest = float(torch.linalg.eigvalsh(corr)[0]) if features > 1 else float(target)
+        floor = self.MIN_EIGENVALUE * float(target)
+        if (1 - shrink) * smallest + shrink * float(target) < floor:
+            shrink = (floor - smallest) / (float(target) - smallest)
         shrunk = (1 - shrink) * corr + shrink * target * torch.eye(features, dtype=torch.float64)
         self.whitener.copy_(torch.linalg.inv(_cholesky(shrunk)).tril().to(self.whitener))
 
@@ -125,7 +135,8 @@ class Whiten(Standardize):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Solves W u = z (the same W as forward, so the round trip is exact to working precision)."""
-        u = torch.linalg.solve_triangular(self.whitener.to(z.dtype), z.T, upper=False).T
+        work = torch.promote_types(z.dtype, torch.float32)  # the solve has no bf16/fp16 kernel
+        u = torch.linalg.solve_triangular(self.whitener.to(work), z.T.to(work), upper=False).T.to(z.dtype)
         return u * self.scale + self.mean, self._log_scale().expand(z.shape[0])
 
     def steps_in_place(self, x: Tensor) -> bool:
