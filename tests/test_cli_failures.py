@@ -96,3 +96,34 @@ def test_a_few_hundred_rows_get_a_smaller_default_model(tmp_path: Path) -> None:
         assert main(["train", "--data", str(table), "--steps", "5", "--threads", "1", "--no-progress", *extra, "--out", str(out)]) == 0
         config = json.loads((out / "config.json").read_text())["config"]
         assert (config["layers"], config["hidden"]) == expected
+
+
+def test_a_rank_whose_peer_failed_prints_one_line(monkeypatch, capsys) -> None:
+    """Under torchrun a collective raises RuntimeError when another rank died: one line, exit 1."""
+    from flowforge import cli_commands
+    from flowforge.train import distributed
+
+    def peer_gone(args) -> int:
+        raise RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:13186\nmore detail")
+
+    monkeypatch.setattr(cli_commands, "train", peer_gone)
+    monkeypatch.setattr(distributed, "made_group", lambda: True)
+    assert main(["train", *TINY_TRAIN]) == 1
+    err = one_line_error(capsys)
+    assert "another process of this torchrun run failed" in err and "Connection closed by peer" in err
+    monkeypatch.setattr(distributed, "made_group", lambda: False)  # outside torchrun it is a bug: a traceback
+    with pytest.raises(RuntimeError, match="Connection closed"):
+        main(["train", *TINY_TRAIN])
+
+
+def test_an_image_run_whose_plots_fail_still_finishes(tmp_path: Path, monkeypatch, capsys) -> None:
+    from flowforge.train import image_run
+
+    def broken(*args, **kwargs) -> None:
+        raise FileExistsError(17, "File exists", str(tmp_path / "run" / "plots"))
+
+    monkeypatch.setattr(image_run, "write_image_plots", broken)
+    flags = ["--data", "digits", "--model", "glow", "--n", "200", "--steps", "2", "--layers", "1", "--hidden", "8",
+             "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(["train", *flags]) == 0
+    assert (tmp_path / "run" / "metrics.json").is_file() and "plots not drawn (FileExistsError" in capsys.readouterr().err

@@ -211,6 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("flowforge: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        if args.debug or not _lost_other_ranks():
+            raise
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        print(f"flowforge: error: stopped because another process of this torchrun run failed (its error is above; here: {first})",
+              file=sys.stderr)
+        return 1
 
 
 def _unknown_arguments(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> str:
@@ -243,6 +250,15 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def _lost_other_ranks() -> bool:
+    """Inside a torchrun group flowforge made: a collective's RuntimeError means a peer went away."""
+    if "torch.distributed" not in sys.modules:
+        return False
+    from .train import distributed
+
+    return distributed.made_group()
 
 
 def _fail(error: Exception) -> int:

@@ -49,8 +49,9 @@ def _check_resume_options(args: argparse.Namespace) -> None:
                              "(with --resume only --steps, --save-every, --threads, --device and --no-progress apply)")
 
 
-def _finish(result) -> int:
-    """Report a run; an interrupted one exits with 128 + the signal's number. Under torchrun only rank 0 reports."""
+def _finish(result, list_plots: bool = False) -> int:
+    """Report a run (and its plots' paths); an interrupted one exits with 128 + the signal's number.
+    Under torchrun every rank waits for rank 0's files, and only rank 0 reports."""
     from .train import distributed
 
     main_rank = distributed.is_main()
@@ -59,6 +60,8 @@ def _finish(result) -> int:
         return 0 if result.stopped_by is None else 128 + result.stopped_by
     if result.stopped_by is None:
         _report(result)
+        if list_plots:
+            print(f"plots: {', '.join(str(p) for p in sorted((result.folder / 'plots').glob('*.png')))}")
         return 0
     name = signal.Signals(result.stopped_by).name
     print(f"flowforge: interrupted by {name} after {result.metrics['steps_run']} steps; {result.folder / 'model.pt'} holds the "
@@ -69,12 +72,7 @@ def _finish(result) -> int:
 def demo(args: argparse.Namespace) -> int:
     from .train.run import demo_config, train_run
 
-    result = train_run(demo_config(args.out, steps=args.steps))
-    if result.stopped_by is not None:
-        return _finish(result)
-    _report(result)
-    print(f"plots: {', '.join(str(p) for p in sorted((result.folder / 'plots').glob('*.png')))}")
-    return 0
+    return _finish(train_run(demo_config(args.out, steps=args.steps)), list_plots=True)
 
 
 def _report(result) -> None:

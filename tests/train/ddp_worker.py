@@ -1,6 +1,8 @@
 """Worker for test_distributed.py: trains a small Glow with `fit`, alone or under torchrun.
 
-    python ddp_worker.py OUT [--resume-at K]
+    python ddp_worker.py OUT [--stop-at K [--stop-rank R]]
+--stop-at K asks fit to stop on its K+1-th step (on rank R only, with --stop-rank: a signal that
+reached one rank); rank 0 then saves OUT's training state, and a later run without it resumes.
 Rank 0 saves the final state_dict to OUT; every rank writes OUT.rank<r>.touched only if it
 (wrongly) believes it is the main process, so the test can check that rank 0 alone writes.
 """
@@ -19,6 +21,7 @@ from flowforge.train import distributed
 def main() -> None:
     out = Path(sys.argv[1])
     stop_at = int(sys.argv[sys.argv.index("--stop-at") + 1]) if "--stop-at" in sys.argv else None
+    stop_rank = int(sys.argv[sys.argv.index("--stop-rank") + 1]) if "--stop-rank" in sys.argv else None
     torch.set_num_threads(1)
     distributed.init_from_env("cpu")
     rng = np.random.default_rng(0)
@@ -38,7 +41,7 @@ def main() -> None:
 
     def should_stop() -> bool:
         calls[0] += 1
-        return stop_at is not None and calls[0] > stop_at
+        return stop_at is not None and calls[0] > stop_at and stop_rank in (None, distributed.rank())
 
     def on_checkpoint(state: dict) -> None:
         torch.save({"model": flow.state_dict(), "state": state}, state_file)

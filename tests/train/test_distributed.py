@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from ..helpers import launch
@@ -36,9 +37,11 @@ def test_two_process_gloo_equals_single_process(tmp_path: Path) -> None:
     assert not (tmp_path / "ddp.pt.rank1.touched").exists()
 
 
-def test_ddp_resume_after_interruption_matches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_rank", [[], ["--stop-rank", "1"]], ids=["every-rank", "rank-1-only"])
+def test_ddp_resume_after_interruption_matches(stop_rank: list[str], tmp_path: Path) -> None:
+    """A stop asked on one rank only (a signal that reached it first) stops every rank on the same step."""
     _run(tmp_path / "single.pt", 1)
-    _run(tmp_path / "ddp.pt", 2, "--stop-at", "25")
+    _run(tmp_path / "ddp.pt", 2, "--stop-at", "25", *stop_rank)
     assert (tmp_path / "ddp.state.pt").exists() and not (tmp_path / "ddp.pt").exists()
     _run(tmp_path / "ddp.pt", 2)
     _assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt")
@@ -71,3 +74,9 @@ def test_torchrun_image_run_trains_on_both_ranks_and_writes_one_folder(tmp_path:
     assert two["steps_run"] == 12 and two["n_train"] == one["n_train"]
     # the same global batches; only the dequantisation noise differs (each rank draws its own shard's)
     assert abs(one["test_bpd"] - two["test_bpd"]) < 0.05 * one["test_bpd"]
+
+
+def test_torchrun_demo_reports_once_after_the_plots(tmp_path: Path) -> None:
+    out = launch(["-m", "flowforge", "demo", "--steps", "5", "--out", str(tmp_path / "demo")], 2).stdout
+    assert out.count("run folder:") == 1 and out.count("plots:") == 1
+    assert len(out.split("plots:")[1].split(",")) == 3  # every plot was drawn before rank 0 listed them

@@ -61,6 +61,11 @@ def init_from_env(device: str = "cpu") -> bool:
     return True
 
 
+def made_group() -> bool:
+    """Whether init_from_env made the (still live) process group."""
+    return bool(_made_here) and dist.is_initialized()
+
+
 def leave() -> None:
     """End a finished run's process group: wait for every rank (rank 0 may still be writing the run
     folder), then destroy the group while the interpreter is whole. Ranks leaving one by one, or a

@@ -33,7 +33,7 @@ from .checkpoint import atomic_write_text
 from .config import TrainConfig
 from .history import History
 from .placement import maybe_compile, resolve_device
-from .run import RunResult, fit_run
+from .run import RunResult, draw_or_warn, fit_run
 from .run_folder import _claim_run_folder, _finite, _to_json
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def train_image_run(
     metrics = _image_metrics(flow, history, config, train, test, test_bpd)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     uncompile(flow).cpu()  # the plots take numpy arrays; eager, so no second compile on the CPU
-    write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed)
+    draw_or_warn(folder / "plots", lambda: write_image_plots(folder / "plots", flow, history, test, images.levels, seed=config.seed))
     return RunResult(folder, metrics)
 
 

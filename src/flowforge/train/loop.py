@@ -193,8 +193,9 @@ def fit(
 
         flow.train()
         bar = tqdm(total=steps, initial=state.step, disable=not (progress and is_main), desc="fit", unit="step", dynamic_ncols=True)
+        stop_asked = False  # by a signal on any rank, as of the last step's all-reduce
         while state.step < steps and not history.stopped_early:
-            if should_stop is not None and should_stop():
+            if stop_asked:
                 history.interrupted = True
                 break
             step = state.step
@@ -207,9 +208,13 @@ def fit(
             scaler.scale(loss).backward()  # always, even if non-finite: under DDP every rank joins the all-reduce
             scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip or float("inf"))
-            # one all-reduce: how many ranks had a finite loss and gradient, and the sum of their losses
+            # one all-reduce: how many ranks had a finite loss and gradient, the sum of their losses, and
+            # how many were asked to stop (a signal reaches each rank at its own moment: all stop together)
             finite = torch.stack([loss.detach(), norm]).isfinite().all()
-            finite_ranks, loss_sum = distributed.sum_across(torch.stack([finite.float(), loss.detach().float()]).cpu()).tolist()
+            asked = torch.tensor([float(should_stop is not None and should_stop())])
+            flags = torch.cat([torch.stack([finite.float(), loss.detach().float()]).cpu(), asked])
+            finite_ranks, loss_sum, stops = distributed.sum_across(flags).tolist()
+            stop_asked = stops > 0
             state.step += 1
             if finite_ranks < distributed.world_size():
                 if scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale, nothing to restore

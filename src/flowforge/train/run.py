@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,12 +115,22 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
         return RunResult(folder, metrics)
     atomic_write_text(folder / "metrics.json", _to_json(metrics))
     uncompile(flow).cpu()  # plots run on the CPU, eagerly: no second compile for another device
-    try:
+
+    def draw() -> None:
         test, test_context = table.test_in_memory(PLOT_ROWS)
         write_plots(folder / "plots", flow, history, test, seed=config.seed, context=test_context)
-    except Exception as error:  # noqa: BLE001 -- a plot must not fail a finished run (e.g. data spanning 1e38)
-        warnings.warn(f"{folder / 'plots'}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=2)
+
+    draw_or_warn(folder / "plots", draw)
     return RunResult(folder, metrics)
+
+
+def draw_or_warn(plots: Path, draw: Callable[[], None]) -> None:
+    """Draw a finished run's plots; a failure (data spanning 1e38, a file where the folder goes)
+    is a warning, never a failed run: its weights and metrics are already written."""
+    try:
+        draw()
+    except Exception as error:  # noqa: BLE001
+        warnings.warn(f"{plots}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
 
 
 SMALL_DATA_ROWS = 2000  # fewer training rows than this get SMALL_DATA_MODEL unless --layers/--hidden are given
@@ -292,4 +304,7 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
                       val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
                       progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
                       on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop)
-    return history, stop.received
+    if not history.interrupted:
+        return history, None
+    # under torchrun the signal may have reached another rank only: every rank stopped on the same step
+    return history, stop.received if stop.received is not None else int(signal.SIGTERM)
