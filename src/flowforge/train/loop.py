@@ -120,7 +120,8 @@ def fit(
     loss or gradient skips the step (counted in `skipped_steps`); three in a row restore the
     last good weights and optimizer state and halve the learning rate. Reproducible for a given
     `seed`; `on_checkpoint(state)` gets a resumable state every `checkpoint_every` steps, on
-    `should_stop()` and at the end, and `resume=state` continues a run bit-exactly. Inside an
+    `should_stop()` (asked once a step; when it is True on any rank, every rank finishes that
+    step and stops) and at the end, and `resume=state` continues a run bit-exactly. Inside an
     initialised torch.distributed process group it trains with DistributedDataParallel.
     `precision="bf16"` or `"fp16"` runs the conditioner networks under autocast (fp16 with a
     gradient scaler); the flow's data path, log-det sums and base density stay in float32.
