@@ -127,3 +127,12 @@ def test_an_image_run_whose_plots_fail_still_finishes(tmp_path: Path, monkeypatc
              "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")]
     assert main(["train", *flags]) == 0
     assert (tmp_path / "run" / "metrics.json").is_file() and "plots not drawn (FileExistsError" in capsys.readouterr().err
+
+
+def test_torch_deprecation_notices_are_left_out_of_the_cli_warnings(capsys) -> None:
+    from flowforge.cli import _show_warning
+
+    _show_warning("`torch._prims_common.check` is deprecated", FutureWarning, "/x/site-packages/torch/_prims_common/__init__.py", 1)
+    _show_warning("old option", FutureWarning, "/x/site-packages/flowforge/train/run.py", 1)
+    _show_warning("plots not drawn", RuntimeWarning, "/x/site-packages/torch/foo.py", 1)
+    assert capsys.readouterr().err == "flowforge: warning: old option\nflowforge: warning: plots not drawn\n"

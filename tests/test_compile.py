@@ -143,3 +143,27 @@ def test_the_mlp_compiles_to_the_same_function(activation: str) -> None:
     torch.testing.assert_close(traced_layers(net.net, net.join(x, context)), net(x, context), rtol=1e-14, atol=1e-14)
     compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, context), net(x, context), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("cxx", ["/nonexistent/g++", None])
+def test_compile_without_a_cxx_compiler_warns_and_runs_eagerly(cxx: str | None, monkeypatch) -> None:
+    """Inductor's CPU code needs a C++ compiler; torch.compile is lazy, so its absence would only
+    show at the first call inside training. A broken $CXX, or none on the PATH, falls back at once."""
+    from torch._inductor import config
+    from torch._inductor.cpp_builder import cpp_compiler_search
+
+    from flowforge.train.placement import has_cxx_compiler, maybe_compile
+
+    if cxx is None:
+        monkeypatch.setenv("PATH", "/nonexistent")
+    else:
+        monkeypatch.setattr(config.cpp, "cxx", (None, cxx))  # what $CXX sets when torch starts
+    cpp_compiler_search.cache_clear()
+    try:
+        assert not has_cxx_compiler()
+    finally:
+        cpp_compiler_search.cache_clear()
+    flow = flowforge.RealNVP(2, 1, (4,))
+    with pytest.warns(RuntimeWarning, match="needs a C\\+\\+ compiler"):
+        assert maybe_compile(flow, True) is False
+    assert flow._compiled_density is None

@@ -241,7 +241,11 @@ def _given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line, like the errors (no source path and code line; --debug shows them)."""
+    """A warning as one line, like the errors (no source path and code line; --debug shows them).
+    torch's notices about its own internals (a deprecation inside torch.compile's code) are left
+    out: nothing a flowforge user can act on."""
+    if issubclass(category, (DeprecationWarning, FutureWarning)) and f"{os.sep}torch{os.sep}" in str(filename):
+        return
     print(f"flowforge: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 

@@ -21,7 +21,8 @@ def check_activation(name: str) -> None:
 
 def traced_layers(layers: nn.Sequential, h: Tensor) -> Tensor:
     """The layers as torch.compile should see them: each Linear as a product, then its bias
-    subtracted negated (bitwise equal to adding it).
+    subtracted negated (bitwise equal to adding it; under bf16/fp16 autocast the sum comes out in
+    float32 rather than in the product's dtype).
 
     Inductor turns `h @ W.T + b` back into addmm, whose CPU kernel first copies b into every row
     of its output; `- (-b)` stays an elementwise op that inductor fuses into the next kernel (the

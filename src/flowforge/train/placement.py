@@ -19,13 +19,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def has_cxx_compiler() -> bool:
+    """Whether inductor finds the C++ compiler its CPU code needs ($CXX, else g++ or clang++).
+    torch.compile is lazy: without one, the first compiled call would fail inside training."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # torch's private helper moved: look for the usual names
+        return any(shutil.which(name) for name in ("g++", "clang++", "c++"))
+    try:
+        return shutil.which(get_cpp_compiler()) is not None
+    except Exception:  # noqa: BLE001 -- InvalidCxxCompiler: none that works
+        return False
+
+
 def maybe_compile(flow: Flow, enabled: bool) -> bool:
     """Compile the flow's transform when asked and supported; otherwise warn and run eagerly."""
     if not enabled:
         return False
     device = next(flow.parameters()).device
-    if device.type == "cpu" and shutil.which("cc") is None and shutil.which("gcc") is None:
-        warnings.warn("--compile: torch.compile on the CPU needs a C compiler (none found); running eagerly", RuntimeWarning, stacklevel=2)
+    if device.type == "cpu" and not has_cxx_compiler():
+        warnings.warn("--compile: torch.compile on the CPU needs a C++ compiler (none found: set CXX or install g++); "
+                      "running eagerly", RuntimeWarning, stacklevel=2)
         return False
     try:
         from ..compile import compile as compile_flow
