@@ -80,9 +80,11 @@ def _fresh_forward_products(d: int, layers: int, hidden: int, batch: int):
 def main() -> None:
     """Time the forward floor with outputs allocated once and with fresh outputs, interleaved.
     Run it as is and with MALLOC_MMAP_THRESHOLD_=131072 (glibc returns every freed block)."""
+    import argparse
     import sys
     from pathlib import Path
 
+    argparse.ArgumentParser(description=main.__doc__.splitlines()[0]).parse_args()  # --help, and no stray arguments
     sys.path.insert(0, str(Path(__file__).parent))
     from measure import interleaved
 
