@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-import flowforge.train.run as run_module
 from flowforge.cli import main
 from flowforge.data.datasets import split_indices
+from flowforge.train import small_data
 from flowforge.train.config import TrainConfig
 
 
@@ -42,14 +42,14 @@ def gaussian_nll(train: np.ndarray, test: np.ndarray, diagonal: bool) -> float:
 
 
 def flow_nll(path: Path, model: str, seed: int, whiten: bool, folder: Path) -> float:
-    original = run_module.first_layer
+    original = small_data.first_layer
     if not whiten:
-        run_module.first_layer = lambda rows, features: True
+        small_data.first_layer = lambda rows, features: True
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["train", "--data", str(path), "--model", model, "--seed", str(seed), "--no-progress", "--out", str(folder)]) == 0
     finally:
-        run_module.first_layer = original
+        small_data.first_layer = original
     return json.loads((folder / "metrics.json").read_text())["test_nll"]
 
 

@@ -91,12 +91,12 @@ def test_a_column_standardize_leaves_unscaled_is_left_alone_by_w_too() -> None:
 
 def test_a_small_table_run_started_with_standardize_resumes_with_it(tmp_path: Path, monkeypatch) -> None:
     """Runs saved before the CLI whitened small tables keep their Standardize when resumed."""
-    import flowforge.train.run as run_module
+    from flowforge.train import small_data
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32))
     flags = ["--layers", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
     with monkeypatch.context() as patch:
-        patch.setattr(run_module, "first_layer", lambda rows, features: True)  # the rule before Whiten
+        patch.setattr(small_data, "first_layer", lambda rows, features: True)  # the rule before Whiten
         assert main(["train", "--data", str(tmp_path / "x.npy"), "--steps", "4", *flags, "--out", str(tmp_path / "run")]) == 0
     assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "6", "--no-progress"]) == 0
     flow = flowforge.load(tmp_path / "run")

@@ -17,7 +17,7 @@ class TrainConfig:
     The defaults are the command line's defaults: RealNVP with 8 couplings of (256, 256) MLPs,
     2000 Adam steps of batch 512 at lr 1e-3, a 20% test split, 10% of the rest for validation.
     A table of fewer than 2,000 training rows gets 4 couplings of (64, 64) unless layers or
-    hidden are set (train/run.py, with_small_data_defaults).
+    hidden are set (train/small_data.py, with_small_data_defaults).
 
     Args:
         data: a toy name, a packaged dataset name or a .npy/.npz/.csv path (see flowforge.data).

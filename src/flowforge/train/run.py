@@ -35,7 +35,7 @@ from ..data.files import TEXT_SUFFIXES
 from ..data.images import array_ndim, load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model
-from . import distributed
+from . import distributed, small_data
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text, load
 from .conditional import context_record, sample_context, split_context, split_scored
 from .config import TrainConfig
@@ -91,11 +91,11 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     table = load_split(config)
-    config = with_small_data_defaults(config, len(table.train))
+    config = small_data.with_small_data_defaults(config, len(table.train))
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = build_model(config.model, features=table.train.shape[1], layers=config.layers, hidden=config.hidden,
                        context_features=len(table.columns), memory=config.memory,
-                       standardize=_first_layer(table, resume))
+                       standardize=small_data.first_layer_of(len(table.train), table.train.shape[1], resume))
     folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, table.rows, table.train, table.test), "context": context_record(table.columns, table.names)}
@@ -131,40 +131,6 @@ def draw_or_warn(plots: Path, draw: Callable[[], None]) -> None:
         draw()
     except Exception as error:  # noqa: BLE001
         warnings.warn(f"{plots}: plots not drawn ({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
-
-
-SMALL_DATA_ROWS = 2000  # fewer training rows than this get SMALL_DATA_MODEL unless --layers/--hidden are given
-SMALL_DATA_MODEL = {"layers": 4, "hidden": (64, 64)}
-
-
-def with_small_data_defaults(config: TrainConfig, train_rows: int) -> TrainConfig:
-    """A smaller default model for a few hundred rows, where 8 couplings of 256x256 overfit
-    within the first checks. Measured on sklearn's tables (CLI defaults otherwise, test NLL):
-    iris realnvp 7.40 -> 2.94 nats (a full Gaussian: 2.63), breast_cancer maf -33.06 -> -35.17
-    (-29.30), diabetes maf -15.11 -> -15.93 (-15.04); 8 of 10 model x table runs improved."""
-    defaults = TrainConfig()
-    if train_rows >= SMALL_DATA_ROWS or any(getattr(config, k) != getattr(defaults, k) or k in config.given for k in SMALL_DATA_MODEL):
-        return config
-    return replace(config, **SMALL_DATA_MODEL)
-
-
-WHITEN_MAX_FEATURES = 1000  # the Whiten layer holds two D x D matrices
-
-
-def first_layer(train_rows: int, features: int) -> bool | str:
-    """The `standardize` of a table's model: "whiten" below SMALL_DATA_ROWS training rows (and
-    at most WHITEN_MAX_FEATURES columns), so training starts from the Gaussian fitted to the
-    data; Standardize's per-column scaling otherwise. `python benchmarks/small_tables.py`
-    measures both on sklearn's small tables against Gaussians (bench-results/small-tables.json)."""
-    return "whiten" if train_rows < SMALL_DATA_ROWS and features <= WHITEN_MAX_FEATURES else True
-
-
-def _first_layer(table: Table, resume: Resume | None) -> bool | str:
-    """first_layer for a new run; a resumed run keeps the one it started with (runs saved before
-    Whiten existed have Standardize on small tables too)."""
-    if resume is not None:
-        return resume.resolved.get("model", {}).get("kwargs", {}).get("standardize", True)
-    return first_layer(len(table.train), table.train.shape[1])
 
 
 @dataclass(frozen=True)
