@@ -41,11 +41,12 @@ def choose_backend(device: str) -> str:
     return "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
 
 
-_made_here: list = []  # the group init_from_env made: leave() and the exit hook destroy only that one
+_made_here = False  # init_from_env made the group: leave() and the exit hook destroy only that one
 
 
 def init_from_env(device: str = "cpu") -> bool:
     """Initialise the process group from torchrun's environment; False when not under torchrun."""
+    global _made_here
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
         return False
     if not dist.is_initialized():
@@ -56,14 +57,14 @@ def init_from_env(device: str = "cpu") -> bool:
                                      f"use --nproc_per_node={gpus} or less, or --device cpu")
             torch.cuda.set_device(local_rank)
         dist.init_process_group(choose_backend(device))
-        _made_here.append(dist.group.WORLD)
+        _made_here = True
         atexit.register(_leave)
     return True
 
 
 def made_group() -> bool:
     """Whether init_from_env made the (still live) process group."""
-    return bool(_made_here) and dist.is_initialized()
+    return _made_here and dist.is_initialized()
 
 
 def leave() -> None:
@@ -71,7 +72,7 @@ def leave() -> None:
     folder), then destroy the group while the interpreter is whole. Ranks leaving one by one, or a
     group left to the interpreter's teardown, can abort a rank on exit (gloo: "terminate called
     without an active exception", seen under loaded test runs)."""
-    if _made_here and dist.is_initialized():
+    if made_group():
         dist.all_reduce(torch.zeros(1))  # a barrier on the CPU backend, which both group kinds have
         _leave()
 
@@ -79,8 +80,9 @@ def leave() -> None:
 def _leave() -> None:
     """Destroy the group (at exit too, after errors: no barrier there, a failed rank's peers may be
     mid-collective). Collecting first frees DDP wrappers held only by reference cycles."""
-    if _made_here and dist.is_initialized():
-        _made_here.clear()
+    global _made_here
+    if made_group():
+        _made_here = False
         gc.collect()
         dist.destroy_process_group()
 

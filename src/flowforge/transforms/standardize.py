@@ -33,8 +33,7 @@ class Standardize(Transform):
         count = 0
         mean = torch.zeros(x.shape[1], dtype=torch.float64)
         m2 = torch.zeros_like(mean)
-        for start in range(0, x.shape[0], chunk):
-            part = torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
+        for part in _float64_chunks(x, chunk):
             n_part = part.shape[0]
             part_mean = part.mean(0)
             part_m2 = ((part - part_mean) ** 2).sum(0)
@@ -102,8 +101,8 @@ class Whiten(Standardize):
         products = torch.zeros(features, features, dtype=torch.float64)
         fourth = 0.0  # sum over rows of |u|^4, for the shrinkage
         count = 0
-        for start in range(0, x.shape[0], chunk):
-            u = (torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu() - mean) / scale
+        for part in _float64_chunks(x, chunk):
+            u = (part - mean) / scale
             products += u.T @ u
             fourth += float(((u * u).sum(1) ** 2).sum())
             count += u.shape[0]
@@ -113,17 +112,18 @@ class Whiten(Standardize):
         corr[constant, :] = 0.0
         corr[:, constant] = 0.0
         corr.diagonal()[constant] = 1.0
-        target = corr.diagonal().mean()
-        spread = float(((corr - target * torch.eye(features, dtype=torch.float64)) ** 2).sum())
+        target = float(corr.diagonal().mean())  # the shrinkage target is target * I
+        eye = torch.eye(features, dtype=torch.float64)
+        spread = float(((corr - target * eye) ** 2).sum())
         shrink = 1.0 if spread <= 0 else min(noise / spread, 1.0)
         # Ledoit-Wolf sees no noise when every row is +-v (two rows): R is singular and unshrunk.
-        # Shrink at least until no eigenvalue is below MIN_EIGENVALUE of the mean.
-        smallest = float(torch.linalg.eigvalsh(corr)[0]) if features > 1 else float(target)
-        floor = self.MIN_EIGENVALUE * float(target)
-        if (1 - shrink) * smallest + shrink * float(target) < floor:
-            shrink = (floor - smallest) / (float(target) - smallest)
-        shrunk = (1 - shrink) * corr + shrink * target * torch.eye(features, dtype=torch.float64)
-        self.whitener.copy_(torch.linalg.inv(_cholesky(shrunk)).tril().to(self.whitener))
+        # Shrink at least until no eigenvalue is below MIN_EIGENVALUE of the mean, so R' factors.
+        smallest = float(torch.linalg.eigvalsh(corr)[0])
+        floor = self.MIN_EIGENVALUE * target
+        if (1 - shrink) * smallest + shrink * target < floor:
+            shrink = (floor - smallest) / (target - smallest)
+        shrunk = (1 - shrink) * corr + shrink * target * eye
+        self.whitener.copy_(torch.linalg.inv(torch.linalg.cholesky(shrunk)).tril().to(self.whitener))
 
     def _log_scale(self) -> Tensor:
         """log|det| of the inverse map z -> x: sum(log scale) - sum(log diag W)."""
@@ -143,12 +143,7 @@ class Whiten(Standardize):
         return False  # a product: the in-place pass runs it as an ordinary layer
 
 
-def _cholesky(matrix: Tensor) -> Tensor:
-    """Cholesky factor of a symmetric matrix that rounding may have left a hair short of positive
-    definite: the identity is added in growing amounts (1e-12, 1e-9, ...) until it factors."""
-    eye = torch.eye(matrix.shape[0], dtype=matrix.dtype)
-    for jitter in (0.0, 1e-12, 1e-9, 1e-6, 1e-3, 1.0):
-        factor, info = torch.linalg.cholesky_ex(matrix + jitter * eye)
-        if int(info) == 0:
-            return factor
-    return eye  # unreachable for a correlation matrix plus the identity; the identity is the safe map
+def _float64_chunks(x: Tensor, chunk: int):
+    """Rows of x (a tensor, array or NpyRows view of a file) `chunk` at a time, as float64 on the CPU."""
+    for start in range(0, x.shape[0], chunk):
+        yield torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
