@@ -1,6 +1,7 @@
 """fit's optimizer: fused Adam where torch has the kernel, the default Adam otherwise."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import flowforge
@@ -47,3 +48,52 @@ def test_fit_uses_the_fused_optimizer_and_resumes_with_it() -> None:
     states = []
     flowforge.fit(flow, torch.randn(256, 2), steps=4, batch_size=64, progress=False, checkpoint_every=2, on_checkpoint=states.append)
     assert states[-1]["optimizer"]["param_groups"][0]["fused"] is True
+
+
+def _with_grads(*shapes: tuple[int, ...], scale: float = 1.0, dtype=torch.float32) -> list[torch.nn.Parameter]:
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(shape, dtype=dtype)) for shape in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, dtype=dtype) * scale
+    return params
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 100.0])
+def test_clip_grad_norm_agrees_with_torch(scale: float) -> None:
+    ours, theirs = _with_grads((7, 5), (5,), (3, 4, 2), scale=scale), _with_grads((7, 5), (5,), (3, 4, 2), scale=scale)
+    norm = optim.clip_grad_norm(ours, 1.0)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    torch.testing.assert_close(norm, expected)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.grad, b.grad)
+    after = torch.sqrt(sum((p.grad**2).sum() for p in ours))
+    if float(norm) > 1.0:
+        torch.testing.assert_close(after, torch.tensor(1.0), rtol=1e-5, atol=0)
+    else:
+        torch.testing.assert_close(after, norm)
+
+
+def test_clip_grad_norm_leaves_gradients_within_the_bound_untouched() -> None:
+    params = _with_grads((50, 50), (50,))
+    before = [p.grad.clone() for p in params]
+    norm = optim.clip_grad_norm(params, 1e6)
+    assert 0 < float(norm) < 1e6
+    assert all(torch.equal(p.grad, b) for p, b in zip(params, before))  # bitwise: no multiplication by 1
+
+
+def test_clip_grad_norm_reports_non_finite_gradients() -> None:
+    params = _with_grads((4, 3), (3,))
+    params[1].grad[0] = float("nan")
+    assert optim.clip_grad_norm(params, 1.0).isnan()
+    params[1].grad[0] = float("inf")
+    assert optim.clip_grad_norm(params, None).isinf()
+
+
+def test_clip_grad_norm_with_mixed_dtypes_and_no_gradients() -> None:
+    params = _with_grads((6, 2)) + _with_grads((3,), dtype=torch.float64) + [torch.nn.Parameter(torch.zeros(2))]
+    expected = torch.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params[:2]) * torch.ones((), dtype=torch.float64))
+    torch.testing.assert_close(optim.clip_grad_norm(params, None), expected)
+    assert float(optim.clip_grad_norm([torch.nn.Parameter(torch.zeros(2))], 1.0)) == 0.0
+    optim.clip_grad_norm(params, 1e-3)
+    assert all(p.grad.dtype == d for p, d in zip(params[:2], (torch.float32, torch.float64)))
+    assert torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params[:2])) <= 1e-3 * (1 + 1e-5)

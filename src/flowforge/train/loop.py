@@ -27,7 +27,7 @@ from .data import (
 )
 from .evaluate import evaluate
 from .history import History
-from .optim import adam
+from .optim import adam, clip_grad_norm
 from .schedule import learning_rate
 from .state import TrainState, clone_state
 
@@ -208,7 +208,7 @@ def fit(
             loss = model(x, c)
             scaler.scale(loss).backward()  # always, even if non-finite: under DDP every rank joins the all-reduce
             scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), grad_clip or float("inf"))
+            norm = clip_grad_norm(parameters, grad_clip)
             # one all-reduce: how many ranks had a finite loss and gradient, the sum of their losses, and
             # how many were asked to stop (a signal reaches each rank at its own moment: all stop together)
             finite = torch.stack([loss.detach(), norm]).isfinite().all()
