@@ -172,9 +172,11 @@ def test_compile_without_a_cxx_compiler_warns_and_runs_eagerly(cxx: str | None, 
 def test_more_flows_than_dynamos_cache_holds_all_compile(caplog) -> None:
     """Each compiled flow's log-density has a code object of its own: a sweep over ten shapes in one
     process compiles all ten (with one shared code object dynamo hit its recompile limit at the
-    ninth, which then ran its log-density eagerly)."""
+    ninth, which then ran its log-density eagerly). The same for the transform's call (encode),
+    which nn.Module.compile enters through Compose.forward, shared by every flow."""
     for i in range(10):
         flow = compile_flow(flowforge.RealNVP(2 + i, 1, (4,)), backend="eager", dynamic=False)
         with caplog.at_level("WARNING", logger="torch._dynamo"):
             flow.log_prob(torch.randn(8, 2 + i))
+            flow.encode(torch.randn(8, 2 + i))
     assert not [r for r in caplog.records if "recompile_limit" in r.getMessage()]

@@ -44,7 +44,8 @@ def compile(flow: Flow, **options: Any) -> Flow:
         # inductor's C++ wrapper calls the generated kernels without Python in between: a CPU train
         # step is ~7% faster (d=64, 8 couplings of H=512: 30.1 vs 32.4 ms), the first compile as long
         options["options"] = {"cpp_wrapper": True}
-    flow.transform.compile(**options)
+    # nn.Module.compile, but entered through a function with a code object of this transform's own
+    flow.transform._compiled_call_impl = torch.compile(types.MethodType(_own_copy(_call), flow.transform), **options)
     flow._compiled_density = torch.compile(types.MethodType(_own_copy(type(flow)._density), flow), **options)
     flow.transform._compiled_call_impl = _EagerForBlockedBatches(flow.transform, flow.transform._compiled_call_impl)
     return flow
@@ -72,10 +73,18 @@ class _EagerForBlockedBatches:
         return self.compiled(*args, **kwargs)
 
 
+def _call(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """What a compiled transform's call traces: the module's ordinary call (hooks, then forward).
+    Dynamo does not compile torch's own `Module._call_impl` frame but the `forward` under it, one
+    code object shared by every Compose (see _own_copy); a copy of this function is compiled instead."""
+    return module._call_impl(*args, **kwargs)
+
+
 def _own_copy(function: Callable[..., Any]) -> Callable[..., Any]:
     """`function` with a code object of its own. Dynamo keeps compiled code per code object, at
-    most `recompile_limit` (8) entries: with one shared `Flow._density`, the ninth flow of a new
-    shape compiled in a process (a sweep over architectures) silently ran eagerly."""
+    most `recompile_limit` (8) entries: with one shared `Flow._density` (or nn.Module._call_impl,
+    which every module compiled with nn.Module.compile shares), the ninth flow of a new shape
+    compiled in a process (a sweep over architectures) ran its log_prob (or encode) eagerly."""
     copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
                               function.__defaults__, function.__closure__)
     copy.__kwdefaults__, copy.__qualname__ = function.__kwdefaults__, function.__qualname__
