@@ -63,9 +63,8 @@ def test_clip_grad_norm_agrees_with_torch(scale: float) -> None:
     ours, theirs = _with_grads((7, 5), (5,), (3, 4, 2), scale=scale), _with_grads((7, 5), (5,), (3, 4, 2), scale=scale)
     norm = optim.clip_grad_norm(ours, 1.0)
     expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
-    torch.testing.assert_close(norm, expected)
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a.grad, b.grad)
+    assert torch.equal(norm, expected)  # bit for bit: fit's runs do not change with this function
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs))
     after = torch.sqrt(sum((p.grad**2).sum() for p in ours))
     if float(norm) > 1.0:
         torch.testing.assert_close(after, torch.tensor(1.0), rtol=1e-5, atol=0)

@@ -22,39 +22,18 @@ def adam(parameters: Iterable[torch.nn.Parameter], lr: float, weight_decay: floa
 
 
 def clip_grad_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) -> torch.Tensor:
-    """The gradients' global 2-norm (a 0-d tensor; inf or NaN if any gradient is), after scaling
-    every gradient by max_norm / (norm + 1e-6) where that is below 1, as torch's clip_grad_norm_.
+    """torch's clip_grad_norm_ (the same norm and the same scaled gradients, bit for bit), except
+    that a step whose norm is within `max_norm` (most steps) leaves the gradients alone instead of
+    multiplying them all by exactly 1. Returns the global 2-norm (inf or NaN if a gradient is).
 
-    Unlike torch's, a step whose norm is within `max_norm` (most steps) leaves the gradients alone
-    instead of multiplying them all by exactly 1, and each squared norm is a dot product: for a d=64
-    R-NVP's 48 gradients (2.5M numbers, 2 threads, within the bound) 0.61 ms against torch's 1.25 ms
-    in one run; fit's compiled d=64 step (H=512, batch 256) went from 24.3 to 23.8 ms.
+    A d=64 R-NVP's 48 gradients (2.5M numbers, 2 threads): the multiplication took 0.26 of
+    clip_grad_norm_'s 0.90 ms.
     """
+    max_norm = math.inf if max_norm is None else max_norm
+    if not hasattr(torch.nn.utils, "get_total_norm"):  # torch < 2.6
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    squares = [_squared_norm(g) for g in grads]
-    if not _same_place(squares):  # gradients of several dtypes or devices: add up in float64 on the first's
-        squares = [s.to(grads[0].device, torch.float64) for s in squares]
-    norm = torch.stack(squares).sum().sqrt()
-    if max_norm is not None and math.isfinite(max_norm):
-        coef = max_norm / (norm + 1e-6)
-        if bool(coef < 1):  # False for a NaN norm too: fit skips that step anyway
-            if _same_place(grads):
-                torch._foreach_mul_(grads, coef.to(grads[0].dtype))
-            else:
-                for g in grads:
-                    g.mul_(coef.to(g.device, g.dtype))
+    norm = torch.nn.utils.get_total_norm(grads)
+    if bool(max_norm / (norm + 1e-6) < 1):  # what clip_grad_norm_ clamps to 1; False for a NaN norm too
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
     return norm
-
-
-def _squared_norm(g: torch.Tensor) -> torch.Tensor:
-    """sum(g^2) in float32 or wider; a dot product (one vectorised pass) where g is a flat float tensor's view."""
-    flat = g.reshape(-1)
-    if flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()
-    return torch.dot(flat, flat) if flat.is_contiguous() and not flat.is_complex() else flat.abs().square().sum()
-
-
-def _same_place(grads: list[torch.Tensor]) -> bool:
-    return len({(g.device, g.dtype) for g in grads}) == 1
