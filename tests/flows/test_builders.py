@@ -164,6 +164,16 @@ def test_spec_rebuilds_the_same_architecture(name: str) -> None:
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in flow.state_dict().items()}
 
 
+def test_a_numpy_integer_seed_is_stored_as_a_plain_int(tmp_path) -> None:
+    import numpy as np
+
+    flow = flowforge.MAF(3, layers=2, hidden=(8,), seed=np.int64(4))
+    assert flow.spec["kwargs"]["seed"] == 4 and type(flow.spec["kwargs"]["seed"]) is int
+    flowforge.save(flow, tmp_path / "maf.pt")  # JSON: a numpy int64 raised TypeError here
+    x = torch.randn(5, 3)
+    assert_close(flowforge.load(tmp_path / "maf.pt").log_prob(x), flow.log_prob(x))
+
+
 def test_builders_start_at_the_identity_on_standardized_data() -> None:
     """Zero-initialised conditioners: an untrained RealNVP/NICE is exactly the standard normal."""
     x = torch.randn(5, 3)
@@ -188,6 +198,9 @@ def test_builders_start_at_the_identity_on_standardized_data() -> None:
         lambda: flowforge.NICE(2, activation="sigmoid"),
         lambda: flowforge.build_model("maf2000", features=2),
         lambda: flowforge.build_model("realnvp", features=2, depth=3),
+        lambda: flowforge.MAF(2, seed=1.5),
+        lambda: flowforge.Glow(2, seed="1"),
+        lambda: flowforge.NSF(2, seed=True),
     ],
 )
 def test_bad_builder_arguments_raise(build) -> None:

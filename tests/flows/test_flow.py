@@ -72,6 +72,24 @@ def test_sample_and_log_prob_in_float32() -> None:
     assert_close(log_prob, flow.log_prob(x), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("builder", ["Glow", "NSF", "MAF"])
+def test_half_precision_flows_sample_and_decode(builder: str, dtype: torch.dtype) -> None:
+    """LU layers invert with float32 solves (torch has no half-precision ones on the CPU)."""
+    flow = randomized(getattr(flowforge, builder)(4, layers=2, hidden=(8,))).eval().to(dtype)
+    x = flow.sample(6)
+    assert x.dtype == dtype and torch.isfinite(x.float()).all()
+    assert flow.decode(flow.encode(x)).dtype == dtype
+
+
+def test_samples_that_overflow_are_named_in_a_warning() -> None:
+    flow = realnvp(2)
+    with pytest.warns(RuntimeWarning, match="5 of 5 rows are NaN or Inf"):
+        flow.sample(5, temperature=1e300)  # z overflows float32
+    with pytest.warns(RuntimeWarning, match="of 7 rows"):
+        flow.sample_and_log_prob(7, temperature=1e300, chunk_size=3)
+
+
 @pytest.mark.parametrize("base", ["standard", "diag"])
 def test_lower_temperature_gives_smaller_spread(base: str) -> None:
     flow = realnvp(2, base=base)

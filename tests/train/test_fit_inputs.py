@@ -102,6 +102,36 @@ def test_mean_nll_takes_arrays_and_names_bad_data() -> None:
         flowforge.mean_nll(conditional_flow(), x, torch.zeros(3, 1))
 
 
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_wide_integers_reach_a_float64_flow_exactly(kind: str) -> None:
+    """Integer timestamps went through float32 (200 distinct values became 3) before the flow's dtype."""
+    ints = (1_700_000_000 + np.arange(200, dtype=np.int64))[:, None] * np.array([[1, 2]])
+    data = ints if kind == "numpy" else torch.from_numpy(ints)
+    flow = flowforge.RealNVP(2, layers=1, hidden=(8,)).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "column takes only 3 distinct values"
+        quiet_fit(flow, data, steps=1, val_fraction=0)
+    assert flow.transform[0].scale.tolist() == pytest.approx(ints.std(0).tolist(), rel=1e-12)
+    assert flowforge.mean_nll(flow, data) == pytest.approx(flowforge.mean_nll(flow, ints.astype(np.float64)), rel=1e-12)
+
+
+def test_mean_nll_reads_a_npy_file_in_the_flows_dtype(tmp_path) -> None:
+    rows = (1_700_000_000 + np.arange(200)).astype(np.float64)[:, None] * np.array([[1.0, 2.0]])
+    np.save(tmp_path / "rows.npy", rows)
+    flow = flowforge.RealNVP(2, layers=1, hidden=(8,)).double()
+    flow.transform[0].fit_(torch.from_numpy(rows))
+    assert flowforge.mean_nll(flow, str(tmp_path / "rows.npy")) == pytest.approx(flowforge.mean_nll(flow, rows), rel=1e-12)
+    with pytest.raises(FlowforgeError, match="batch_size must be an integer >= 1"):
+        flowforge.mean_nll(flow, rows, batch_size=0)
+
+
+def test_data_that_requires_grad_trains_as_plain_rows() -> None:
+    leaf = torch.randn(100, 2, requires_grad=True)
+    quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), leaf, steps=3)
+    quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), leaf * torch.ones(1, 2, requires_grad=True), steps=3, val_fraction=0)
+    assert leaf.grad is None
+
+
 def test_a_run_whose_validation_nll_is_never_finite_raises() -> None:
     """lr 1e30: one step wrecks the weights; their NaN validation NLL is no state to return to."""
     with pytest.raises(FlowforgeError, match="training diverged"):

@@ -116,6 +116,19 @@ def test_conv1x1_lu_and_plain_give_the_same_map_at_init() -> None:
     assert_close(Conv1x1(4, lu=True, seed=3)(x)[0], Conv1x1(4, lu=False, seed=3)(x)[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("lu", [True, False])
+def test_conv1x1_inverts_in_half_precision(lu: bool, dtype: torch.dtype) -> None:
+    """torch has no half-precision triangular solve, inverse or slogdet on the CPU: they run in float32."""
+    layer = Conv1x1(4, lu=lu, seed=3).to(dtype)
+    x = torch.randn(2, 4, 3, 3).to(dtype)
+    z, logabsdet = layer(x)
+    back, inverse_logabsdet = layer.inverse(z)
+    assert back.dtype == logabsdet.dtype == dtype
+    assert_close(back.float(), x.float(), rtol=0.05, atol=0.05)
+    assert_close(logabsdet.float(), -inverse_logabsdet.float())
+
+
 def pixels(levels: int, shape: tuple[int, ...] = (5, 1, 4, 4)) -> Tensor:
     return torch.randint(0, levels, shape).double()
 

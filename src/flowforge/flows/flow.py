@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from typing import Any
 
 import torch
@@ -184,9 +185,9 @@ class Flow(nn.Module):
             xs.append(x)
             if with_log_prob:
                 lps.append(self._base_log_prob(z, c) - logabsdet)
-        if len(xs) == 1:  # one chunk: no copy of the whole sample
-            return xs[0], (lps[0] if with_log_prob else None)
-        return torch.cat(xs), (torch.cat(lps) if with_log_prob else None)
+        x = xs[0] if len(xs) == 1 else torch.cat(xs)  # one chunk: no copy of the whole sample
+        _warn_non_finite(x)
+        return x, ((lps[0] if len(lps) == 1 else torch.cat(lps)) if with_log_prob else None)
 
 
 def _whole_number(value: Any, name: str, minimum: int) -> int:
@@ -199,6 +200,17 @@ def _whole_number(value: Any, name: str, minimum: int) -> int:
         what = "a positive" if minimum == 1 else "a non-negative"
         raise FlowforgeError(f"sample: {name} must be {what} integer, got {value!r}")
     return number
+
+
+def _warn_non_finite(x: Tensor) -> None:
+    """A warning naming how many samples are NaN or Inf (an inverse that overflowed): rather than
+    an error, so that one bad draw does not cost a long sampling job the other rows."""
+    if torch.compiler.is_compiling() or x.numel() == 0:
+        return
+    bad = int((~torch.isfinite(x.flatten(1)).all(1)).sum())
+    if bad:
+        warnings.warn(f"sample: {bad} of {len(x)} rows are NaN or Inf: the inverse overflowed "
+                      f"{str(x.dtype).removeprefix('torch.')} (a lower temperature or float64 may help)", RuntimeWarning, stacklevel=3)
 
 
 def _check_finite_rows(y: Tensor, name: str) -> Tensor:

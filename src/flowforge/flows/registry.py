@@ -17,9 +17,18 @@ MODELS: dict[str, Callable[..., Flow]] = {}
 
 
 def _jsonable(value: Any) -> Any:
+    """A builder argument as JSON stores it: lists for tuples, Python numbers for numpy's."""
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
-    return value
+    return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
+
+
+def _check_seed(arguments: dict[str, Any]) -> None:
+    """A named error for a seed that is not a whole number (1.5 was stored by some builders and
+    crashed others inside torch.manual_seed)."""
+    seed = arguments.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(_jsonable(seed), int):
+        raise FlowforgeError(f"seed must be a whole number, got {seed!r}")
 
 
 def register(name: str) -> Callable[[Callable[..., Flow]], Callable[..., Flow]]:
@@ -28,8 +37,11 @@ def register(name: str) -> Callable[[Callable[..., Flow]], Callable[..., Flow]]:
     def decorate(builder: Callable[..., Flow]) -> Callable[..., Flow]:
         @functools.wraps(builder)
         def build(*args: Any, **kwargs: Any) -> Flow:
-            flow = builder(*args, **kwargs)
             bound = inspect.signature(builder).bind(*args, **kwargs)
+            _check_seed(bound.arguments)
+            if "seed" in bound.arguments:
+                bound.arguments["seed"] = _jsonable(bound.arguments["seed"])
+            flow = builder(*bound.args, **bound.kwargs)
             bound.apply_defaults()  # record every option, so a later default change cannot alter a load
             spec_kwargs = dict(bound.arguments)
             flow.spec = {"model": name, "kwargs": {k: _jsonable(v) for k, v in spec_kwargs.items()}}

@@ -33,17 +33,24 @@ def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) ->
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
             raise FlowforgeError(f"{name}: expected real numbers, got an array of dtype {data.dtype}")
-        data = torch.from_numpy(np.array(data, dtype=np.float64 if data.dtype == np.float64 else np.float32))
+        data = torch.from_numpy(np.array(data, dtype=np.float32 if _exact_in_float32(data.dtype) else np.float64))
     if not isinstance(data, Tensor):
         raise FlowforgeError(f"{name}: expected a tensor or numpy array, got {type(data).__name__}")
     if data.is_complex() or data.dtype == torch.bool:
         raise FlowforgeError(f"{name}: expected real numbers, got dtype {data.dtype}")
-    data = data if data.is_floating_point() else data.float()
+    # rows, not a graph: a tensor that requires grad would tie every batch to one autograd node
+    data = data.detach() if data.is_floating_point() else data.to(torch.float32 if data.element_size() <= 2 else torch.float64)
     _check_rows(tuple(data.shape), name, event_shape)
     bad = ~torch.isfinite(data.reshape(data.shape[0], -1)).all(1)
     if bad.any():
         raise FlowforgeError(f"{name} contains NaN or Inf (first in row {int(bad.nonzero()[0])})")
     return data
+
+
+def _exact_in_float32(dtype: np.dtype) -> bool:
+    """float16/float32 arrays, and integers of at most 16 bits (pixels): float32 holds them exactly.
+    Wider integers (Unix timestamps, ids) and float64 or wider go through float64, then to the flow's dtype."""
+    return dtype.itemsize <= 2 or dtype == np.float32
 
 
 def check_same_rows(data: Tensor | NpyRows, context: Tensor | NpyRows | None, name: str, context_name: str) -> None:

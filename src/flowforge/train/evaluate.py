@@ -7,9 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from ..flows.flow import Flow
 from . import distributed
-from .data import as_data, check_same_rows
+from .data import as_data, check_same_rows, to_flow_dtype
 from .state import TrainState, clone_state
 
 
@@ -24,9 +25,12 @@ def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192)
         >>> round(flowforge.mean_nll(flow, torch.zeros(10, 2)), 4)  # -log N(0; 0, I) = log(2 pi)
         1.8379
     """
+    check_int("batch_size", batch_size, 1)
     data = as_data(data, "data", flow.event_shape)
     context = as_data(context, "context") if context is not None else None
     check_same_rows(data, context, "data", "context")
+    dtype = flow._anchor().dtype  # a .npy file is read in the flow's dtype, not float32
+    data, context = to_flow_dtype(data, dtype, "data"), to_flow_dtype(context, dtype, "context")
     was_training = flow.training
     flow.eval()
     device = flow._anchor().device

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Transform
+from .linear import solve_dtype
 
 
 class ActNorm2d(Transform):
@@ -88,16 +89,19 @@ class Conv1x1(Transform):
         return self.permutation @ lower @ upper
 
     def _inverse_matrix(self) -> Tensor:
+        dtype = self.log_abs_diag.dtype if self.lu else self.weight.dtype  # the solves run in at least float32
         if not self.lu:
-            return torch.linalg.inv(self.weight)
-        lower, upper = self._factors()
+            return torch.linalg.inv(self.weight.to(solve_dtype(dtype))).to(dtype)
+        lower, upper = (f.to(solve_dtype(dtype)) for f in self._factors())
         eye = torch.eye(len(self.sign), dtype=lower.dtype, device=lower.device)
         # M^-1 = U^-1 L^-1 P^T, from two triangular solves
         lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
-        return torch.linalg.solve_triangular(upper, lower_inv, upper=True) @ self.permutation.T
+        return (torch.linalg.solve_triangular(upper, lower_inv, upper=True) @ self.permutation.T.to(lower.dtype)).to(dtype)
 
     def _log_abs_det(self) -> Tensor:
-        return self.log_abs_diag.sum() if self.lu else torch.linalg.slogdet(self.weight).logabsdet
+        if self.lu:
+            return self.log_abs_diag.sum()
+        return torch.linalg.slogdet(self.weight.to(solve_dtype(self.weight.dtype))).logabsdet.to(self.weight.dtype)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = F.conv2d(x, self.matrix()[:, :, None, None])

@@ -7,6 +7,12 @@ from torch import Tensor, nn
 from .base import Transform
 
 
+def solve_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a triangular solve, inverse or determinant runs in: torch has no float16/bfloat16
+    kernels for them on the CPU, so half precision is promoted to float32 (and cast back after)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class LULinear(Transform):
     """z = W x + b with W = P L (U + diag(sign * exp(log_abs_diag))).
 
@@ -48,9 +54,10 @@ class LULinear(Transform):
         return z, self.log_abs_diag.sum().expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper = self._factors()
+        work = solve_dtype(z.dtype)
+        lower, upper = (f.to(work) for f in self._factors())
         # x = U^-1 L^-1 P^T (z - b), solved on the transposed system to keep the batch in rows
-        y = (z - self.bias) @ self.permutation  # rows of P^T (z - b)
+        y = ((z - self.bias) @ self.permutation).to(work)  # rows of P^T (z - b)
         y = torch.linalg.solve_triangular(lower.T, y, upper=True, left=False, unitriangular=True)
-        x = torch.linalg.solve_triangular(upper.T, y, upper=False, left=False)
+        x = torch.linalg.solve_triangular(upper.T, y, upper=False, left=False).to(z.dtype)
         return x, (-self.log_abs_diag.sum()).expand(z.shape[0])

@@ -69,8 +69,14 @@ def rational_quadratic_spline(
     Returns:
         y with x's shape, and the elementwise log|dy/dx| of the map applied (zero in the tails).
 
+    float16 and bfloat16 inputs are computed in float32 and returned in their dtype (b^2 overflows
+    float16 at steep bins, which gave NaN samples).
+
     Reference: Durkan et al., Neural Spline Flows, 2019 (arXiv:1906.04032).
     """
+    dtype = x.dtype
+    work = torch.promote_types(dtype, torch.float32)
+    x, widths, heights, derivatives = (t.to(work) for t in (x, widths, heights, derivatives))
     widths, x_knots = _knots(widths, bound, min_width)
     heights, y_knots = _knots(heights, bound, min_height)
     slopes = _slopes(derivatives, min_derivative)
@@ -93,4 +99,4 @@ def rational_quadratic_spline(
         mix = theta * (1 - theta)
         y = y_k + h * (s * theta * theta + d0 * mix) / (s + (d1 + d0 - 2 * s) * mix)
         logabsdet = _log_slope(theta, s, d0, d1)
-    return torch.where(inside, y, x), torch.where(inside, logabsdet, torch.zeros_like(logabsdet))
+    return torch.where(inside, y, x).to(dtype), torch.where(inside, logabsdet, torch.zeros_like(logabsdet)).to(dtype)

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from .base import Transform
+from .linear import solve_dtype
 
 
 class Standardize(Transform):
@@ -135,7 +136,7 @@ class Whiten(Standardize):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Solves W u = z (the same W as forward, so the round trip is exact to working precision)."""
-        work = torch.promote_types(z.dtype, torch.float32)  # the solve has no bf16/fp16 kernel
+        work = solve_dtype(z.dtype)
         u = torch.linalg.solve_triangular(self.whitener.to(work), z.T.to(work), upper=False).T.to(z.dtype)
         return u * self.scale + self.mean, self._log_scale().expand(z.shape[0])
 
