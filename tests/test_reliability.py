@@ -76,7 +76,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "features_score": (lambda f, r: ["score", str(r), "--data", str(f / "three.csv")], "expects 2 features per row, got 3 features"),
     "features_check": (lambda f, r: ["check", str(r), "--data", str(f / "three.csv")], "expects 2 features per row, got 3 features"),
     "images_to_vector": (lambda f, r: ["score", str(r), "--data", str(f / "images5.npy")], "got shape (4, 1, 5, 5)"),
-    "image_size": (lambda f, r: ["train", "--model", "glow", "--data", str(f / "images5.npy")], "height and width divisible by 4"),
+    "image_size": (lambda f, r: ["train", "--model", "glow", "--data", str(f / "images5.npy")], "1 level needs height and width divisible by 2; got 5x5"),
     "too_few_rows": (lambda f, r: ["train", "--data", str(f / "three.csv"), "--n", "10"], "has 2 rows, fewer than n=10"),
     "unknown_dataset": (lambda f, r: ["train", "--data", "moonz"], "unknown dataset 'moonz'; choose from moons, circles"),
     "unknown_model": (lambda f, r: ["train", "--model", "realnpv"], "unknown model 'realnpv'; choose from glow, iaf"),

@@ -56,8 +56,11 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_directory_is_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "d.csv").mkdir()
-    with pytest.raises(FlowforgeError, match="d.csv is not a file"):
+    with pytest.raises(FlowforgeError, match="d.csv is a folder, not a table; a folder of PNG/JPEG images needs an image model"):
         read_array(tmp_path / "d.csv")
+    (tmp_path / "pngs").mkdir()
+    with pytest.raises(FlowforgeError, match="pngs is a folder"):
+        read_array(tmp_path / "pngs")
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".txt", ".tsv"])

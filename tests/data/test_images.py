@@ -107,3 +107,15 @@ def test_non_pixel_arrays_are_refused(tmp_path: Path) -> None:
         read_image_array(tmp_path / "scaled.npy")
     with pytest.raises(FlowforgeError, match="not 'digits'"):
         load_images(tmp_path / "nothing.csv")
+    refused = {
+        "complex.npy": (np.zeros((4, 1, 4, 4), np.complex64), "got dtype complex64$"),
+        "nan.npy": (np.full((4, 1, 4, 4), np.nan, np.float32), "contains NaN or Inf pixels"),
+        "deep.npy": (np.full((4, 1, 4, 4), 2**31 - 1, np.int64), "at most 65,536 levels"),
+        "huge.npy": (np.full((4, 1, 4, 4), 1e20), "at most 65,536 levels"),  # not an int64 overflow
+    }
+    for name, (array, message) in refused.items():
+        np.save(tmp_path / name, array)
+        with pytest.raises(FlowforgeError, match=message):
+            read_image_array(tmp_path / name)
+    np.save(tmp_path / "sixteen.npy", np.full((4, 1, 4, 4), 65535, np.uint16))
+    assert read_image_array(tmp_path / "sixteen.npy").levels == 65536

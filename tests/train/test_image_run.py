@@ -72,6 +72,33 @@ def test_unusual_image_sets_finish_with_their_plots(shape: tuple[int, ...], rows
     assert drawn == set(PLOTS) - ({"interpolation.png"} if rows == 8 else set())
 
 
+@pytest.mark.parametrize("model", ["glow", "realnvp"])
+def test_small_images_get_as_many_levels_as_they_can_take(model: str, tmp_path: Path) -> None:
+    """4x4 images could not be trained from the command line (its default levels need 8x8 or more)."""
+    np.save(tmp_path / "small.npy", np.random.default_rng(0).integers(0, 256, (40, 1, 4, 4)).astype(np.uint8))
+    assert main(["train", "--data", str(tmp_path / "small.npy"), "--model", model, *TINY, "--out", str(tmp_path / "run")]) == 0
+    flow = flowforge.load(tmp_path / "run")
+    assert flow.spec["kwargs"]["levels"] == 2 and flow.sample(2).shape == (2, 1, 4, 4)  # realnvp: 3 by default
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # 33 training images, batch 32
+    assert metrics["train_images_per_second"] * metrics["train_seconds"] == pytest.approx(4 * 32, rel=0.01)
+
+
+def test_an_image_run_refuses_a_changed_file_on_check_and_resume(tmp_path: Path, capsys) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 1, 8, 8)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", pixels)
+    run = str(tmp_path / "run")
+    assert main(["train", "--data", str(tmp_path / "images.npy"), "--model", "glow", *TINY, "--out", run]) == 0
+    capsys.readouterr()
+    assert main(["check", run]) == 0
+    first = capsys.readouterr().out
+    assert main(["check", run]) == 0 and capsys.readouterr().out == first  # the same noise draw each time
+    np.save(tmp_path / "images.npy", np.zeros_like(pixels))
+    assert main(["check", run]) == 2
+    assert "images.npy changed since" in capsys.readouterr().err
+    assert main(["train", "--resume", run, "--steps", "8"]) == 2
+    assert "its data changed since it started (the file's contents differ" in capsys.readouterr().err
+
+
 def test_options_given_explicitly_keep_their_values_on_an_image_run(tmp_path: Path) -> None:
     """--batch-size 512 and --test-fraction 0.2 equal the vector defaults, and were silently
     replaced by the image defaults (64, 0.165) although given."""

@@ -92,6 +92,8 @@ def read_csv_with_header(path: str | os.PathLike) -> tuple[np.ndarray, list[str]
     path, name = Path(path), os.fspath(path)
     if not path.exists():
         raise FlowforgeError(f"no such file: {name}")
+    if path.is_dir():
+        raise FlowforgeError(f"{name} is a folder, not a table; a folder of PNG/JPEG images needs an image model (--model glow or realnvp)")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise FlowforgeError(f"{name}: unsupported file type {suffix or '(no extension)'}; use {', '.join(SUFFIXES)}")

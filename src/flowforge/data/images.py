@@ -17,6 +17,7 @@ from .digits import load_digits_images
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}  # Pillow mode -> channels
 _NPZ_KEYS = ("x", "images", "data", "arr_0")
+MAX_LEVELS = 65536  # pixel levels a float32 image model dequantises with sub-level resolution (2^16)
 
 
 class Images(NamedTuple):
@@ -153,10 +154,16 @@ def read_image_array(path: str | os.PathLike) -> Images:
                 raise FlowforgeError(f"{name} holds several arrays ({', '.join(loaded.files)}); store the images as 'x'")
             loaded = loaded[key]
     x = _channels_first(loaded, name)
-    if not np.issubdtype(x.dtype, np.number) or x.size == 0 or not np.isfinite(x).all() or (x < 0).any() or (x != np.floor(x)).any():
+    real = np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)
+    if real and x.size and not np.isfinite(x).all():
+        raise FlowforgeError(f"{name} contains NaN or Inf pixels (first in image {int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))[0])})")
+    if not real or x.size == 0 or (x < 0).any() or (x != np.floor(x)).any():
         raise FlowforgeError(
             f"{name}: expected whole-number pixel levels >= 0 (e.g. uint8), got dtype {x.dtype}"
-            + (f" with values in [{x.min():g}, {x.max():g}]" if x.size and np.issubdtype(x.dtype, np.number) else "")
+            + (f" with values in [{x.min():g}, {x.max():g}]" if x.size and real else "")
         )
+    if x.max() >= MAX_LEVELS:
+        raise FlowforgeError(f"{name}: pixel values up to {x.max():g}; at most {MAX_LEVELS:,} levels (16-bit images) are "
+                             "supported, as float32 resolves finer ones only to a few noise draws: rescale the values")
     levels = 256 if x.dtype == np.uint8 else int(x.max()) + 1
     return Images(x.astype(np.uint8 if levels <= 256 else np.int64), max(levels, 2))

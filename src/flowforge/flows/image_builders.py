@@ -35,12 +35,26 @@ def check_image_shape(image_shape: Sequence[int], levels: int, squeezes: int, mi
     if not isinstance(levels, int) or levels < 1:
         raise FlowforgeError(f"levels must be a positive integer, got {levels!r}")
     c, h, w = image_shape
-    if h % 2**squeezes or w % 2**squeezes or (h >> squeezes) * (w >> squeezes) < min_pixels:
+    if not _fits(h, w, squeezes, min_pixels):
+        fewer = "use fewer levels or " if levels > 1 else ""
         raise FlowforgeError(
-            f"{levels} levels need height and width divisible by {2**squeezes} (and a last level of at least "
-            f"{min_pixels} pixels); got {h}x{w}: use fewer levels or resize the images"
+            f"{levels} level{'s' if levels > 1 else ''} need{'s' if levels == 1 else ''} height and width divisible by "
+            f"{2**squeezes}{f' (and a last level of at least {min_pixels} pixels)' if min_pixels > 1 else ''}; "
+            f"got {h}x{w}: {fewer}resize the images"
         )
     return (c, h, w)
+
+
+def _fits(h: int, w: int, squeezes: int, min_pixels: int) -> bool:
+    return not (h % 2**squeezes or w % 2**squeezes or (h >> squeezes) * (w >> squeezes) < min_pixels)
+
+
+def most_levels(model: str, image_shape: Sequence[int], at_most: int) -> int:
+    """The most levels, up to `at_most`, that Glow ("image-glow": a squeeze per level) or RealNVP
+    ("image-realnvp": one fewer) can take for (C, H, W); 1 when none fits (its error names why)."""
+    squeezes, min_pixels = (0, 1) if model == "image-glow" else (-1, 2)
+    _, h, w = image_shape
+    return next((n for n in range(at_most, 0, -1) if _fits(h, w, n + squeezes, min_pixels)), 1)
 
 
 def _check_sizes(steps_per_level: int, hidden_channels: int, pixel_levels: int, dequantize: str | None) -> None:
@@ -119,7 +133,7 @@ def ImageGlow(
         >>> flow.sample(3).shape
         torch.Size([3, 1, 8, 8])
     """
-    shape = check_image_shape(image_shape, levels, levels, 1)
+    shape = check_image_shape(image_shape, levels, levels, 1)  # see most_levels
     _check_sizes(steps_per_level, hidden_channels, pixel_levels, dequantize)
     compose = _choose(MEMORY, memory, "memory")
 

@@ -60,7 +60,9 @@ def check_run(
         besides = " besides its context columns" if context is not None else ""
         raise FlowforgeError(f"{source}: the model in {run} expects {_describe(flow.event_shape)} per row{besides}, got {_describe(x.shape[1:])}")
     dtype = flow._anchor().dtype
-    health = measure(flow, torch.from_numpy(x).to(dtype), torch.from_numpy(context).to(dtype) if context is not None else None)
+    with torch.random.fork_rng(devices=[]):  # an image model's dequantisation noise: the same draw each check
+        torch.manual_seed(0)
+        health = measure(flow, torch.from_numpy(x).to(dtype), torch.from_numpy(context).to(dtype) if context is not None else None)
     problems = []
     if not health.round_trip_max <= tolerance:
         problems.append(f"round-trip error {health.round_trip_max:.3g} > tolerance {tolerance:g}")
@@ -96,6 +98,9 @@ def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, 
     """The run's test split, cut again from its config exactly as `train` cut it."""
     resolved = _run_config(folder)
     config, recorded = resolved["config"], resolved.get("data", {})
+    path = recorded.get("path")
+    if recorded.get("sha256") and path and (not Path(path).exists() or file_sha256(path) != recorded["sha256"]):
+        raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
     if len(flow.event_shape) == 3:  # an image run (train/image_run.py)
         from ..data.images import load_images
 
@@ -104,9 +109,6 @@ def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, 
         test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)[1]
         _check_rows(recorded, len(test), config, folder)
         return test, None, f"held-out split of {config.data} ({len(test)} rows)"
-    path = recorded.get("path")
-    if recorded.get("sha256") and path and file_sha256(path) != recorded["sha256"]:
-        raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
     table = load_split(config)  # as train cut it; a large .npy file stays on disk
     _check_rows(recorded, len(table.test), config, folder)
     test, context = table.test_in_memory(STREAMED_CHECK_ROWS)

@@ -27,6 +27,7 @@ from ..data.datasets import subset_indices
 from ..data.images import array_ndim, load_images
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
+from ..flows.image_builders import most_levels
 from ..metrics import bits_per_dim, nats_to_bits_per_dim
 from . import distributed
 from .checkpoint import atomic_write_text
@@ -34,7 +35,7 @@ from .config import TrainConfig
 from .history import History
 from .placement import maybe_compile, resolve_device
 from .run import RunResult, draw_or_warn, fit_run
-from .run_folder import _claim_run_folder, _finite, _to_json
+from .run_folder import _claim_run_folder, _finite, _to_json, data_record
 
 if TYPE_CHECKING:
     from .resume import Resume
@@ -72,6 +73,7 @@ def with_image_defaults(config: TrainConfig) -> TrainConfig:
 def build_image_model(config: TrainConfig, image_shape: tuple[int, ...], levels: int) -> Flow:
     name = IMAGE_MODELS[config.model]
     options = {**MODEL_DEFAULTS[name], "steps_per_level": config.layers, "hidden_channels": config.hidden[0]}
+    options["levels"] = most_levels(name, image_shape, options["levels"])  # small images (4x4): fewer levels
     return build_model(name, image_shape=list(image_shape), pixel_levels=levels, memory=config.memory, **options)
 
 
@@ -97,7 +99,7 @@ def train_image_run(
     config = replace(config, out=str(folder))
     resolved = {
         "flowforge_version": __version__, "config": config.to_dict(), "model": flow.spec,
-        "data": {"spec": config.data, "images": len(x), "n_train": len(train), "n_test": len(test),
+        "data": {"spec": config.data, **data_record(config.data), "images": len(x), "n_train": len(train), "n_test": len(test),
                  "image_shape": list(x.shape[1:]), "pixel_levels": images.levels},
     }
     if resume is not None:
@@ -140,7 +142,7 @@ def _image_metrics(
         "stopped_early": history.stopped_early,
         "skipped_steps": history.skipped_steps,
         "train_seconds": round(history.seconds, 3),
-        "train_images_per_second": round(steps_run * config.batch_size / max(history.seconds, 1e-9), 1),
+        "train_images_per_second": round(steps_run * min(config.batch_size, len(train)) / max(history.seconds, 1e-9), 1),
         "sample_images_per_second": round(1000 / (time.perf_counter() - start), 1),
         "n_train": len(train),
         "n_test": len(test),

@@ -33,10 +33,13 @@ class Resume:
     def check_same_data(self, resolved: dict[str, Any]) -> None:
         """Refuse to continue on data (or a model) other than the run started with."""
         for key in SAME_DATA:
-            if self.resolved.get(key) != resolved.get(key):
+            old, new = self.resolved.get(key), resolved.get(key)
+            if isinstance(old, dict) and isinstance(new, dict):
+                new = {k: v for k, v in new.items() if k in old}  # entries a run recorded before they existed: not compared
+            if old != new:
                 raise FlowforgeError(
                     f"cannot resume {self.folder}: its {key} changed since it started "
-                    f"(was {_short(self.resolved.get(key))}, now {_short(resolved.get(key))})"
+                    f"({_difference(old, new)})"
                 )
 
 
@@ -75,6 +78,17 @@ def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every:
                      threads=threads or config.threads, progress=config.progress if progress is None else progress,
                      device=device or config.device)
     return config, Resume(folder, payload["state_dict"], state, resolved)
+
+
+def _difference(old: Any, new: Any) -> str:
+    """What differs: the entries of two dicts that do (the file's SHA-256 when only its bytes
+    changed), else both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if keys == ["sha256"]:
+            return "the file's contents differ: its SHA-256 changed"
+        return "; ".join(f"{k} was {_short(old.get(k))}, now {_short(new.get(k))}" for k in keys)
+    return f"was {_short(old)}, now {_short(new)}"
 
 
 def _short(value: Any) -> str:

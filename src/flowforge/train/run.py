@@ -217,11 +217,14 @@ def score_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
 
     An image model scores an image .npy/.npz, a folder of PNG/JPEG (flowforge.data.images), or a
     table of flattened images, one C*H*W row each (a .csv/.txt/.tsv, or a 2-D .npy/.npz), as
-    `flowforge sample RUN --out s.csv` writes them.
+    `flowforge sample RUN --out s.csv` writes them. An image model's dequantisation noise is one
+    fixed draw (seed 0), so a file scores the same every time.
     """
     flow = load(run)
-    if len(flow.event_shape) == 3:
-        return torch.cat([flow.log_prob(part) for part in image_rows(flow, run, path).split(8192)]).numpy()
+    if len(flow.event_shape) == 3:  # one fixed dequantisation noise draw (seed 0): the same file scores the same
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return torch.cat([flow.log_prob(part) for part in image_rows(flow, run, path).split(8192)]).numpy()
     x, context = split_scored(flow, run, *data.read_csv_with_header(path), path)
     if tuple(x.shape[1:]) != flow.event_shape:
         besides = " besides its context columns" if context is not None else ""

@@ -69,25 +69,34 @@ def _never_checkpointed(folder: Path) -> bool:
 def _resolved_config(config: TrainConfig, flow: Flow, x: Any, train: Any, test: Any) -> dict[str, Any]:
     """config.json's content. x, train and test are arrays, or NpyRows views of a .npy file
     streamed from disk (train/rows.py): only their row counts and train's columns are read."""
-    is_file = Path(config.data).is_file()
     return {
         "flowforge_version": __version__,
         "config": config.to_dict(),
-        "data": {"spec": config.data, "path": str(Path(config.data).resolve()) if is_file else None,
-                 "sha256": file_sha256(config.data) if is_file else None,  # resume and check refuse a changed file
-                 "rows": len(x), "n_train": len(train), "n_test": len(test)},
+        "data": {"spec": config.data, **data_record(config.data), "rows": len(x), "n_train": len(train), "n_test": len(test)},
         "features": int(train.shape[1]),  # x's columns; a conditional run's context columns are under "context"
         "model": flow.spec,
     }
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
+    """SHA-256 of a file's bytes, read in blocks; of a folder (of images), of its files' relative
+    names and SHA-256s in sorted order, so a file added, removed, renamed or edited changes it."""
     digest = hashlib.sha256()
+    if Path(path).is_dir():
+        for file in sorted(f for f in Path(path).rglob("*") if f.is_file()):
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def data_record(spec: str) -> dict[str, str | None]:
+    """config.json's path and SHA-256 of a data file or image folder (None for a built-in dataset):
+    resume and check refuse data that changed since the run was trained."""
+    exists = Path(spec).exists()
+    return {"path": str(Path(spec).resolve()) if exists else None, "sha256": file_sha256(spec) if exists else None}
 
 
 class MetricsLog:
