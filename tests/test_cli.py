@@ -137,6 +137,8 @@ def test_help(command: list[str], capsys) -> None:
         (["score", "no/such/run", "--data", "x.csv"], "no checkpoint"),
         (["sample"], "required"),
         (["nosuch"], "invalid choice"),
+        (["train", "--seed", "99999999999999999999", "--steps", "5"], "--seed: expected an integer from 0 to 2**32 - 1"),
+        (["sample", "no/such/run", "-n", "2", "--seed", str(2**32)], "--seed: expected an integer from 0 to 2**32 - 1"),
     ],
 )
 def test_errors_are_one_line_with_status_2(argv: list[str], message: str, tmp_path, capsys) -> None:

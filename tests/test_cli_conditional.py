@@ -147,6 +147,26 @@ def test_find_columns() -> None:
         data.find_columns("a,,b", ["a", "b", "c"], 3, "t.csv")
 
 
+def test_repeated_header_names_are_never_guessed() -> None:
+    names = ["t", "x", "t"]
+    with pytest.raises(FlowforgeError, match="2 columns named 't'"):
+        data.find_columns("t", names, 3, "dup.csv")
+    assert data.find_columns("2", names, 3, "dup.csv") == [2]
+    assert data.recorded_columns([2], ["t"], names, 3, "dup.csv") == [2]  # the training file scores as trained
+    with pytest.raises(FlowforgeError, match="2 columns named 't', a context column"):
+        data.recorded_columns([0], ["t"], ["x", "t", "t"], 3, "other.csv")
+
+
+@pytest.mark.parametrize("entry", ['{"names": ["t"]}', "5", '{"columns": []}', '{"columns": [0], "names": ["a", "b"]}'])
+def test_a_config_with_a_malformed_context_entry_is_named(entry: str, run: Path, table: Path, tmp_path, capsys) -> None:
+    broken = tmp_path / "run"
+    broken.mkdir()
+    (broken / "model.pt").write_bytes((run / "model.pt").read_bytes())
+    (broken / "config.json").write_text('{"context": ' + entry + "}")
+    assert main(["score", str(broken), "--data", str(table)]) == 2
+    assert "is not a flowforge run config (its context entry is" in one_line_error(capsys)
+
+
 def test_readme_conditional_commands_run(tmp_path, monkeypatch, capsys) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = readme.split("### Conditional flows", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]

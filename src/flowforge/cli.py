@@ -59,6 +59,7 @@ def _number(kind: type, check: Callable[[float], bool], expected: str) -> Callab
 
 POSITIVE_INT = _number(int, lambda v: v >= 1, "a positive integer")
 NON_NEGATIVE_INT = _number(int, lambda v: v >= 0, "a non-negative integer")
+SEED = _number(int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1")  # numpy's seeds stop there
 POSITIVE_FLOAT = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 OPEN_FRACTION = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
 FRACTION = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
@@ -89,7 +90,7 @@ def _add_train(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--steps", type=POSITIVE_INT, help=f"optimizer steps in all (default {d.steps}; with --resume, the run's own)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr, help=f"peak learning rate, cosine decay (default {d.lr})")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=d.seed, help=f"seed for data, split, init and batches (default {d.seed})")
+    p.add_argument("--seed", type=SEED, default=d.seed, help=f"seed for data, split, init and batches (default {d.seed})")
     p.add_argument("--n", "--rows", dest="n", type=POSITIVE_INT, default=d.n,
                    help="rows: toys draw N points (default 20000); digits and files use a random subset of N rows "
                         "(under torchrun write --rows: torchrun takes --n for its own --nnodes)")
@@ -131,7 +132,7 @@ def _add_sample(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     given.add_argument("--context-file", metavar="FILE",
                        help="one context per row (its header may name the run's context columns); "
                             "n samples per row, row by row")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="FILE", help="write FILE.npy or FILE.csv (default: CSV on stdout)")
     p.set_defaults(handler=cli_commands.sample)
 

@@ -86,8 +86,19 @@ def test_mixed_first_row_is_data_not_a_silent_header(tmp_path: Path) -> None:
 
 def test_rows_count_lines_in_the_file(tmp_path: Path) -> None:
     # leading blank lines and comments are skipped but still counted, so the row is the editor's line number
-    text = "\n# comment\na,b\n1,2\n# another\n3,x\n"
-    assert "row 6, column 'b': 'x' is not a number" in error(write(tmp_path, text))
+    text = "\n# comment\na,b\n1,2\n3,x\n# a footer\n"
+    assert "row 5, column 'b': 'x' is not a number" in error(write(tmp_path, text))
+
+
+def test_hash_lines_inside_the_table_are_reported_not_dropped(tmp_path: Path) -> None:
+    """A spreadsheet's #N/A started a line that was skipped as a comment: score returned fewer rows."""
+    assert "row 3, column 'a' is '#N/A' (a missing value)" in error(write(tmp_path, "a,b\n0.1,0.2\n#N/A,0.5\n0.7,0.8\n"))
+    assert "row 3 starts with '#' inside the table" in error(write(tmp_path, "a,b\n1,2\n# note\n3,4\n"))
+
+
+def test_a_first_row_of_missing_values_is_not_a_header(tmp_path: Path) -> None:
+    assert "row 1, column 1 is 'NA' (a missing value)" in error(write(tmp_path, "NA,NA\n0.1,100\n0.7,101\n"))
+    assert read_csv_with_header(write(tmp_path, ",a,b\n0,1,2\n"))[1] == ["", "a", "b"]  # pandas' index column: still a header
 
 
 def test_ragged_rows(tmp_path: Path) -> None:

@@ -181,3 +181,15 @@ def test_a_column_of_few_distinct_values_is_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), torch.randn(300, 2), steps=2)
+
+
+def test_a_constant_column_is_warned_about_as_constant() -> None:
+    """A constant column's density is a spike (all-zero data fell to NLL -10 in 2,000 steps, silently);
+    float64 data also used to get a 'varies by 2e-14' warning from its rounding-level std."""
+    x = torch.cat([torch.randn(300, 1, dtype=torch.float64), torch.full((300, 1), 3.3, dtype=torch.float64)], 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_fit(flowforge.RealNVP(2, layers=2, hidden=(8,)), x, steps=2)
+    messages = [str(w.message) for w in caught]
+    assert any("column 1 is constant (3.3) in 270 rows" in m for m in messages), messages
+    assert not any("varies by" in m for m in messages), messages

@@ -26,6 +26,8 @@ def find_columns(spec: str, names: list[str] | None, width: int, source: str) ->
 
 def _find(token: str, names: list[str] | None, width: int, source: str) -> int:
     if names and token in names:
+        if names.count(token) > 1:
+            raise FlowforgeError(f"{source} has {names.count(token)} columns named {token!r}; rename them, or give the 0-based index")
         return names.index(token)
     try:
         index = int(token)
@@ -48,10 +50,21 @@ def recorded_columns(indices: list[int], recorded_names: list[str] | None, names
         missing = [name for name in recorded_names if name not in names]
         if missing:
             raise FlowforgeError(f"{source} has no column named {missing[0]!r}, a context column of the model; its columns are {', '.join(names)}")
-        return [names.index(name) for name in recorded_names]
+        return [_recorded(name, index, names, source) for name, index in zip(recorded_names, indices)]
     if max(indices) >= width:
         raise FlowforgeError(f"{source} has {width} columns; the model's context is column(s) {', '.join(map(str, indices))} (0-based)")
     return list(indices)
+
+
+def _recorded(name: str, index: int, names: list[str], source: str) -> int:
+    """A recorded context column's place in a header: where the name is, or at the recorded
+    index when the name is repeated and that is one of its places; else an error, never a guess."""
+    places = [j for j, n in enumerate(names) if n == name]
+    if len(places) == 1:
+        return places[0]
+    if index in places:
+        return index
+    raise FlowforgeError(f"{source} has {len(places)} columns named {name!r}, a context column of the model; rename them so one is left")
 
 
 def split_columns(x: np.ndarray, columns: list[int]) -> tuple[np.ndarray, np.ndarray]:

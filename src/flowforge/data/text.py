@@ -1,8 +1,9 @@
 """Numeric text tables (.csv, .txt, .tsv) -> float64 arrays, with errors that give row and column.
 
 Rows are numbered as lines in the file, from 1 and counting the header, as an editor shows them.
-Lines starting with '#' (np.savetxt's header) and blank lines before and after the table are
-skipped; a blank line inside it is reported, since in a one-column file it is a missing value.
+Lines starting with '#' (np.savetxt's header and footer) and blank lines before and after the
+table are skipped; inside it they are reported: a blank line is a missing value in a one-column
+file, and a '#' line is a row, such as a spreadsheet's '#N/A', that is not a number.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..errors import FlowforgeError
 
 _DELIMITERS = ("\t", ";", ",")  # the first one in the first line wins; whitespace if none is there
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+MISSING = {"NA", "N/A", "#N/A", "NULL", "NONE", "?", "-", "."}  # spreadsheet and R spellings of a missing value
 
 Row = tuple[int, list[str]]  # (line number in the file, stripped cells)
 
@@ -38,8 +40,8 @@ def _splitter(first_line: str) -> Callable[[str], list[str]]:
 def _problem(name: str, line: int, column: int, cell: str, names: list[str] | None) -> str:
     label = repr(names[column]) if names and names[column] else str(column + 1)
     where = f"{name}: row {line}, column {label}"
-    if cell == "":
-        return f"{where} is empty (a missing value); fill or remove it"
+    if cell == "" or cell.upper() in MISSING:
+        return f"{where} is {'empty' if cell == '' else repr(cell)} (a missing value); fill or remove it"
     if not _is_number(cell):
         return f"{where}: {cell!r} is not a number"
     if math.isfinite(float(cell)):
@@ -53,6 +55,8 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
     for k, (line, cells) in enumerate(rows):
         if not cells:
             raise FlowforgeError(f"{name}: row {line} is blank (missing values); fill it in or remove it")
+        if cells[0].startswith("#") and not (cells[0].upper() in MISSING and len(cells) == width):
+            raise FlowforgeError(f"{name}: row {line} starts with '#' inside the table: comments go before or after it")
         if len(cells) != width:
             raise FlowforgeError(f"{name}: row {line} has {len(cells)} values, expected {width} as in row {width_line}")
         try:
@@ -71,17 +75,19 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
 def parse_table(text: str, name: str) -> tuple[np.ndarray, list[str] | None]:
     """A (rows, columns) float64 array and the header's column names (None without a header).
 
-    The first row is a header when none of its cells is a number; `name` labels error messages.
+    The first row is a header when none of its cells is a number and some cell is a name (not
+    empty, and not a missing-value spelling such as NA); `name` labels error messages.
     """
-    lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if not line.lstrip().startswith("#")]
-    filled = [k for k, (_, line) in enumerate(lines) if line.strip()]
-    if not filled:
+    lines = list(enumerate(text.splitlines(), 1))
+    table = [k for k, (_, line) in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if not table:
         raise FlowforgeError(f"{name} is empty: no data rows")
-    lines = lines[filled[0] : filled[-1] + 1]  # blank lines inside the table are missing values, reported later
+    lines = lines[table[0] : table[-1] + 1]  # blank and '#' lines inside the table are reported later
     split = _splitter(lines[0][1])
     rows = [(i, split(line) if line.strip() else []) for i, line in lines]
     names = None
-    if any(rows[0][1]) and not any(_is_number(cell) for cell in rows[0][1]):
+    first = rows[0][1]
+    if any(c and c.upper() not in MISSING for c in first) and not any(_is_number(cell) for cell in first):
         names, rows = rows[0][1], rows[1:]
         if not rows:
             raise FlowforgeError(f"{name} has a header row but no data rows")

@@ -47,9 +47,22 @@ def read_record(run: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text()).get("context")
+        record = json.loads(path.read_text()).get("context")
     except (json.JSONDecodeError, AttributeError) as error:
         raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
+    if record is not None and not _valid_record(record):
+        raise FlowforgeError(f"{path} is not a flowforge run config (its context entry is {json.dumps(record)[:80]})")
+    return record
+
+
+def _valid_record(record: Any) -> bool:
+    """{"columns": [0-based indices], "names": None or one name per index}, as run.py writes it."""
+    if not isinstance(record, dict) or not isinstance(record.get("columns"), list) or not record["columns"]:
+        return False
+    columns, names = record["columns"], record.get("names")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in columns):
+        return False
+    return names is None or (isinstance(names, list) and len(names) == len(columns) and all(isinstance(n, str) for n in names))
 
 
 def sample_context(flow: Flow, run: str | os.PathLike, context: Any, context_file: str | os.PathLike | None, n: int) -> Tensor | None:
@@ -86,5 +99,5 @@ def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[
     record = read_record(run)
     if not record:
         raise FlowforgeError(f"{run} holds a conditional model, but no run config.json beside it records its context columns")
-    columns = data.recorded_columns(record["columns"], record["names"], names, x.shape[1], os.fspath(path))
+    columns = data.recorded_columns(record["columns"], record.get("names"), names, x.shape[1], os.fspath(path))
     return data.split_columns(x, columns)

@@ -82,15 +82,23 @@ def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -
 
 
 def warn_discrete(data: Tensor | NpyRows, name: str, sample: int = 10_000) -> None:
-    """Warn when a column takes only a few distinct values (at most 50, and at most a tenth of the
-    rows): a continuous density can pile up on them without bound (raw 8x8 digits: test NLL 1e10)."""
+    """Warn when a column is constant, or takes only a few distinct values (at most 50, and at most a
+    tenth of the rows): a continuous density can pile up on them without bound (raw 8x8 digits: test
+    NLL 1e10)."""
     if not isinstance(data, Tensor) or data.dim() != 2 or data.shape[0] < 20:
         return
     rows = data[: min(sample, data.shape[0])]
     limit = min(50, rows.shape[0] // 10)
     for j in range(rows.shape[1]):
         distinct = torch.unique(rows[:, j]).numel()
-        if 1 < distinct <= limit:
+        if distinct == 1:
+            warnings.warn(
+                f"{name}: column {j} is constant ({float(rows[0, j]):g}) in {rows.shape[0]} rows; a density on it is a "
+                "spike, so the NLL can fall without bound. Drop the column.",
+                stacklevel=4,
+            )
+            return
+        if distinct <= limit:
             warnings.warn(
                 f"{name}: column {j} takes only {distinct} distinct values in {rows.shape[0]} rows; a continuous "
                 "density can pile up on them without bound. Add uniform noise of one step's width first (dequantise).",

@@ -43,8 +43,9 @@ def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims:
             axes = figure.add_subplot(k, k, row * k + col + 1)
             if i == j:
                 bins = np.linspace(*limits[i], 40)
-                axes.hist(data[:, i], bins=bins, density=True, alpha=0.5, color="tab:blue", label="data (test split)")
-                axes.hist(samples[:, i], bins=bins, density=True, alpha=0.5, color="tab:orange", label="model samples")
+                with np.errstate(divide="ignore", invalid="ignore"):  # no sample inside the limits: an empty histogram
+                    axes.hist(data[:, i], bins=bins, density=True, alpha=0.5, color="tab:blue", label="data (test split)")
+                    axes.hist(samples[:, i], bins=bins, density=True, alpha=0.5, color="tab:orange", label="model samples")
             else:
                 axes.scatter(data[:, j], data[:, i], s=3, alpha=0.4, color="tab:blue", linewidths=0)
                 axes.scatter(samples[:, j], samples[:, i], s=3, alpha=0.4, color="tab:orange", linewidths=0)
