@@ -71,7 +71,7 @@ def _assemble(
     make_base = _choose(BASES, base, "base")
     # "conditional": mean and scale computed from the context
     base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
-    return Flow(compose(layers + steps), base_distribution, (features,), context_features)
+    return Flow(compose(layers + steps), base_distribution, (features,), context_features, standardize_context=first is not None)
 
 
 @register("realnvp")

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..errors import FlowforgeError
 from ..transforms.base import Transform, sets_up_on_this_call
 from ..transforms.inplace import runs_blocked
+from ..transforms.standardize import Standardize
 from .checks import cast_checked, check_batch, check_context
 from .distribution import FlowDistribution
 
@@ -28,6 +29,11 @@ class Flow(nn.Module):
             and `sample(shape)`, e.g. StandardNormal or a torch.distributions.Distribution.
         event_shape: shape of one data point; read from `base.event_shape` when omitted.
         context_features: size of the conditioning vector (0: unconditional).
+        standardize_context: give the context a Standardize of its own (`context_standardize`),
+            fitted by `fit` on the training contexts, so the networks see it on unit scale (a
+            context of years, 2000-2020, or incomes, 2e4-2e5, trained to a useless model raw).
+            The builders set it whenever they standardize x; log_prob's values do not change,
+            as the context is a condition, not a variable of the density.
 
     Example:
         >>> import torch, flowforge
@@ -46,6 +52,7 @@ class Flow(nn.Module):
         base: Any,
         event_shape: tuple[int, ...] | None = None,
         context_features: int = 0,
+        standardize_context: bool = False,
     ) -> None:
         super().__init__()
         self.transform = transform
@@ -59,7 +66,23 @@ class Flow(nn.Module):
             raise FlowforgeError("Flow: pass event_shape, the base has none")
         self.event_shape = tuple(int(s) for s in shape)
         self.context_features = context_features
+        self.context_standardize = Standardize(context_features) if standardize_context and context_features else None
         self.spec: dict[str, Any] | None = None  # builder name + kwargs, set by the model registry
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """A model saved before flows standardised their context loads with the identity there,
+        marked fitted, so it keeps computing what it learned (and `fit` does not refit it)."""
+        key = prefix + "context_standardize."
+        if self.context_standardize is not None and key + "mean" not in state_dict:
+            for name, value in self.context_standardize.state_dict().items():
+                state_dict[key + name] = torch.ones_like(value) if name == "is_fitted" else value
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _scaled(self, context: Tensor | None) -> Tensor | None:
+        """The checked context as the layers and the base see it: standardised, if the flow does that."""
+        if context is None or self.context_standardize is None:
+            return context
+        return self.context_standardize(context)[0]
 
     # -- helpers -----------------------------------------------------------------------------
     def _anchor(self) -> Tensor:
@@ -80,7 +103,7 @@ class Flow(nn.Module):
             x = cast_checked(x, anchor.dtype, name)
         check_batch(x, self.event_shape, name)
         context = check_context(context, self.context_features, x.shape[0], device=anchor.device, dtype=anchor.dtype)
-        return x, context
+        return x, self._scaled(context)
 
     def _base_log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
         lp = self.base.log_prob(z, context) if context is not None else self.base.log_prob(z)
@@ -172,7 +195,7 @@ class Flow(nn.Module):
         chunk_size = _whole_number(chunk_size, "chunk_size", minimum=1)
         if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
             raise FlowforgeError(f"sample: temperature must be a positive number, got {temperature!r}")
-        context = check_context(context, self.context_features, n, device=self._anchor().device, dtype=self._anchor().dtype)
+        context = self._scaled(check_context(context, self.context_features, n, device=self._anchor().device, dtype=self._anchor().dtype))
         if n == 0:  # no draws: layers with a data-dependent set-up or input checks need a row
             empty = self._anchor().new_zeros((0, *self.event_shape))
             return empty, (empty.new_zeros(0) if with_log_prob else None)

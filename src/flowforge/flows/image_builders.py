@@ -88,7 +88,7 @@ def _assemble(shape: Shape, body: Transform, pixel_levels: int, dequantize: str 
         layers.append(Dequantize(pixel_levels, noise))
     if logit is not None:
         layers.append(Logit(logit))
-    return Flow(Compose([*layers, body]), StandardNormal(shape), shape, context_features)
+    return Flow(Compose([*layers, body]), StandardNormal(shape), shape, context_features, standardize_context=True)
 
 
 @register("image-glow")

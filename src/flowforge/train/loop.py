@@ -56,6 +56,13 @@ def _prepare_standardize(flow: Flow, train: Tensor) -> None:
             layer.is_initialized.fill_(False)
 
 
+def _prepare_context_standardize(flow: Flow, context: Tensor | None) -> None:
+    """Fit the flow's context Standardize (flows built with standardize=...) on the training contexts."""
+    scaler = getattr(flow, "context_standardize", None)
+    if scaler is not None and context is not None and not bool(scaler.is_fitted):
+        scaler.fit_(context)
+
+
 @torch.no_grad()
 def _initialize_data_dependent(flow: Flow, x: Tensor, context: Tensor | None) -> None:
     """Run one forward pass on the first *global* batch, so ActNorm-style data-dependent
@@ -163,6 +170,7 @@ def fit(
         return train[index].to(device), (context[index].to(device) if context is not None else None)
 
     _prepare_standardize(flow, train)
+    _prepare_context_standardize(flow, context)
     set_precision(flow, precision)
     try:
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
