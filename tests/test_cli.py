@@ -103,6 +103,24 @@ def test_score_to_stdout(run: Path, tmp_path, capsys) -> None:
     assert "mean NLL" in captured.err
 
 
+def test_score_finds_the_columns_by_header_name(tmp_path, capsys) -> None:
+    """Columns swapped in the scored file were scored by position: NLL 4246 instead of 5.1."""
+    rows = np.c_[np.random.default_rng(3).normal(size=200), 100 + 10 * np.random.default_rng(4).normal(size=200)]
+    np.savetxt(tmp_path / "ab.csv", rows, delimiter=",", header="a,b", comments="")
+    assert main(["train", "--data", str(tmp_path / "ab.csv"), "--steps", "5", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    variants = {"ba.csv": ("b,a", rows[:, ::-1]), "id.csv": ("id,a,b", np.c_[np.arange(200), rows]), "plain.csv": (None, rows)}
+    scores = []
+    for name, (header, values) in variants.items():
+        np.savetxt(tmp_path / name, values, delimiter=",", **({"header": header, "comments": ""} if header else {}))
+        assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / name), "--out", str(tmp_path / "s.npy")]) == 0
+        scores.append(np.load(tmp_path / "s.npy"))
+    for other in scores[1:]:
+        np.testing.assert_array_equal(other, scores[0])
+    np.savetxt(tmp_path / "pq.csv", rows, delimiter=",", header="p,q", comments="")
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "pq.csv")]) == 2
+    assert "pq.csv has no column named 'a'" in one_line_error(capsys)
+
+
 def test_score_names_a_wrong_feature_count(run: Path, tmp_path, capsys) -> None:
     np.save(tmp_path / "x3.npy", np.zeros((4, 3), np.float32))
     assert main(["score", str(run), "--data", str(tmp_path / "x3.npy")]) == 2

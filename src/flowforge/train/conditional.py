@@ -93,11 +93,38 @@ def _rows_from_file(run: str | os.PathLike, path: str | os.PathLike, k: int) -> 
 
 
 def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[str] | None, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """(x, context) of a file to score: the run's context columns found by name or index, the rest x."""
-    if not flow.context_features:
-        return x, None
-    record = read_record(run)
-    if not record:
-        raise FlowforgeError(f"{run} holds a conditional model, but no run config.json beside it records its context columns")
-    columns = data.recorded_columns(record["columns"], record.get("names"), names, x.shape[1], os.fspath(path))
-    return data.split_columns(x, columns)
+    """(x, context) of a file to score: the run's context columns found by name or index, the rest
+    x, in the training file's column order when both files have a header (else by position)."""
+    context, x_names = None, names
+    if flow.context_features:
+        record = read_record(run)
+        if not record:
+            raise FlowforgeError(f"{run} holds a conditional model, but no run config.json beside it records its context columns")
+        columns = data.recorded_columns(record["columns"], record.get("names"), names, x.shape[1], os.fspath(path))
+        x, context = data.split_columns(x, columns)
+        x_names = [n for j, n in enumerate(names) if j not in set(columns)] if names else None
+    recorded = _recorded_x_names(run)
+    if recorded and x_names and x_names != recorded:
+        x = x[:, _x_order(recorded, x_names, os.fspath(path))]
+    return x, context
+
+
+def _recorded_x_names(run: str | os.PathLike) -> list[str] | None:
+    """The header names of x's columns in the training file (config.json), None without a header."""
+    path = (Path(run) if Path(run).is_dir() else Path(run).parent) / "config.json"
+    try:
+        names = json.loads(path.read_text()).get("data", {}).get("x_names") if path.is_file() else None
+    except (json.JSONDecodeError, AttributeError):
+        return None  # read_record names a broken config where the context needs it
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+
+def _x_order(recorded: list[str], names: list[str], source: str) -> list[int]:
+    """Where each of the model's x columns sits among a file's x columns, found by name; columns
+    the model does not have (an id, a label) are left out."""
+    missing = [n for n in recorded if names.count(n) != 1]
+    if missing:
+        many = names.count(missing[0]) > 1
+        raise FlowforgeError(f"{source} has {'several columns' if many else 'no column'} named {missing[0]!r}; the model's "
+                             f"columns are {', '.join(recorded)} (a file without a header row is read by position)")
+    return [names.index(n) for n in recorded]  # other columns (an id) are left out

@@ -99,6 +99,8 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     folder = resume.folder if resume is not None else _claim_run_folder(config)
     config = replace(config, out=str(folder))
     resolved = {**_resolved_config(config, flow, table.rows, table.train, table.test), "context": context_record(table.columns, table.names)}
+    if table.names:  # score and check find x's columns by these names in a file with a header
+        resolved["data"]["x_names"] = [n for j, n in enumerate(table.names) if j not in set(table.columns)]
     if resume is not None:
         resume.check_same_data(resolved)
         flow.load_state_dict(resume.weights)
