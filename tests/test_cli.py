@@ -95,6 +95,26 @@ def test_score_writes_per_row_log_prob(run: Path, tmp_path, capsys) -> None:
     assert f"mean NLL: {-expected.mean():.4f}" in capsys.readouterr().out
 
 
+def test_rows_that_score_minus_infinity_are_named(run: Path, tmp_path, capsys) -> None:
+    np.save(tmp_path / "far.npy", np.array([[0.0, 0.0], [1e30, 0.0], [1e20, 0.0]], np.float32))
+    assert main(["score", str(run), "--data", str(tmp_path / "far.npy")]) == 0
+    err = capsys.readouterr().err
+    assert "2 of 3 rows score -inf (the first is data row 2" in err and "mean NLL: inf" in err
+
+
+def test_a_text_file_named_npy_and_running_out_of_memory_are_one_line(run: Path, tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "t.npy").write_text("a,b\n1,2\n")
+    assert main(["score", str(run), "--data", str(tmp_path / "t.npy")]) == 2
+    assert "t.npy is not a NumPy file (no .npy header)" in one_line_error(capsys)  # not numpy's allow_pickle advice
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 800000000 bytes")
+
+    monkeypatch.setattr(flowforge.Flow, "sample", exhausted)
+    assert main(["sample", str(run), "-n", "100000000"]) == 1
+    assert "out of memory (DefaultCPUAllocator" in one_line_error(capsys)
+
+
 def test_score_to_stdout(run: Path, tmp_path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
     assert main(["score", str(run), "--data", str(tmp_path / "x.npy")]) == 0

@@ -212,13 +212,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("flowforge: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as error:
+    except (RuntimeError, MemoryError) as error:
+        if not args.debug and _out_of_memory(error):
+            print(f"flowforge: error: out of memory ({(str(error).strip().splitlines() or [''])[0][:160]}); "
+                  "ask for fewer rows at once (-n, --batch-size) or free memory", file=sys.stderr)
+            return 1
         if args.debug or not _lost_other_ranks():
             raise
         first = (str(error).strip().splitlines() or [""])[0][:200]
         print(f"flowforge: error: stopped because another process of this torchrun run failed (its error is above; here: {first})",
               file=sys.stderr)
         return 1
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """torch's CPU and CUDA allocation failures, and Python's."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _unknown_arguments(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> str:

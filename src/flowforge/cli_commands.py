@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -103,7 +104,12 @@ def score(args: argparse.Namespace) -> int:
     _check_suffix(args.out)
     log_prob = score_file(args.run, args.data)
     _write_array(log_prob[:, None], args.out, ["log_prob"])
-    summary = f"mean NLL: {-float(np.mean(log_prob)):.4f} nats over {len(log_prob)} rows"
+    infinite = ~np.isfinite(log_prob)
+    if infinite.any():  # a density of 0, or one that overflows float32: far outside the training data
+        warnings.warn(f"{args.data}: {int(infinite.sum())} of {len(log_prob)} rows score -inf (the first is data row {int(np.flatnonzero(infinite)[0]) + 1}, from 1 without the header); "
+                      "their values lie far outside the data the model was trained on, or outside a layer's support", RuntimeWarning, stacklevel=2)
+    nll = -float(np.mean(log_prob))
+    summary = f"mean NLL: {nll:.4f} nats over {len(log_prob)} rows" if abs(nll) < 1e9 else f"mean NLL: {nll:.4g} nats over {len(log_prob)} rows"
     print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
     return 0
 

@@ -113,3 +113,32 @@ def test_two_rows_give_a_bounded_map_and_half_precision_samples() -> None:
     flow.transform[0].fit_(_correlated(100).float())
     half = flow.to(torch.bfloat16)
     assert half.sample(5).dtype == torch.bfloat16 and torch.isfinite(half.sample(5).float()).all()
+
+
+@pytest.mark.parametrize("layer", [Standardize, Whiten])
+def test_a_far_outlier_does_not_set_the_scale(layer: type) -> None:
+    """One 1e6 among 800 normal rows made the column's scale 35 (test NLL 14.3 nats against 4.2)."""
+    x = torch.randn(800, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    clean = layer(3)
+    clean.fit_(x)
+    assert torch.equal(clean.scale, x.std(0, unbiased=False).float())  # nothing that far out: exact statistics
+    x[5, 1] = 1e6
+    dirty = layer(3)
+    dirty.fit_(x)
+    torch.testing.assert_close(dirty.scale, clean.scale, rtol=0.1, atol=0)  # clipped at 10 robust std: +6%
+    torch.testing.assert_close(dirty.mean, clean.mean, rtol=0, atol=0.05)
+    if layer is Whiten:
+        torch.testing.assert_close(dirty.whitener, clean.whitener, rtol=0, atol=0.05)
+    z = dirty(x.float())[0]
+    assert torch.isfinite(z).all() and float(z[5, 1]) > 1e5  # the outlier itself still maps, exactly invertibly
+    torch.testing.assert_close(dirty.inverse(z)[0], x.float())
+
+
+def test_a_column_mostly_of_one_value_is_not_clipped() -> None:
+    """A median absolute deviation of 0 (over half the rows equal) gives no bound: plain statistics."""
+    x = torch.zeros(500, 2, dtype=torch.float64)
+    x[:100, 0] = torch.linspace(1, 50, 100, dtype=torch.float64)
+    x[:, 1] = torch.randn(500, dtype=torch.float64)
+    layer = Standardize(2)
+    layer.fit_(x)
+    assert torch.equal(layer.scale, x.std(0, unbiased=False).float())

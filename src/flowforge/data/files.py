@@ -38,6 +38,8 @@ def _load_numpy(path: Path, name: str) -> np.ndarray:
     except ValueError as e:
         if "Object arrays" in str(e):
             raise FlowforgeError(f"{name} holds pickled Python objects, which flowforge does not load; save a numeric array") from e
+        if "allow_pickle" in str(e):  # numpy's guess for any file without the NumPy header: not advice to follow
+            raise FlowforgeError(f"{name} is not a NumPy file (no .npy header): save it with numpy.save, or name a text table .csv") from e
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: starts like an .npz, is not one
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e

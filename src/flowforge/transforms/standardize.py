@@ -30,11 +30,20 @@ class Standardize(Transform):
 
         Each chunk's mean and sum of squared deviations M2 are merged into the running ones
         (Chan et al.): M2 = M2_a + M2_b + delta^2 n_a n_b / n. Unlike E[x^2] - E[x]^2 this keeps
-        its precision when the mean dwarfs the spread (timestamps: mean 1.7e9, std 30)."""
+        its precision when the mean dwarfs the spread (timestamps: mean 1.7e9, std 30).
+
+        Far outliers do not set the scale: for the statistics, values are clipped to the median
+        +- OUTLIER_SPREAD robust standard deviations (1.4826 x the median absolute deviation, from
+        up to ~100,000 rows). One value of 1e6 among 800 normal rows had made a column's scale 35
+        and the test NLL 14.3 nats against 4.2 without it. Data with no value that far out (most
+        data: a normal sample reaches 10 only past 1e22 rows) get exactly the mean and std."""
+        self._fit_moments(x, chunk, robust_bounds(x))
+
+    def _fit_moments(self, x: Tensor, chunk: int, bounds: tuple[Tensor, Tensor]) -> None:
         count = 0
         mean = torch.zeros(x.shape[1], dtype=torch.float64)
         m2 = torch.zeros_like(mean)
-        for part in _float64_chunks(x, chunk):
+        for part in _float64_chunks(x, chunk, bounds):
             n_part = part.shape[0]
             part_mean = part.mean(0)
             part_m2 = ((part - part_mean) ** 2).sum(0)
@@ -96,13 +105,14 @@ class Whiten(Standardize):
     @torch.no_grad()
     def fit_(self, x: Tensor, chunk: int = 16384) -> None:
         """Mean and scale as Standardize, then a second streaming pass for R and the shrinkage."""
-        super().fit_(x, chunk)
+        bounds = robust_bounds(x)
+        self._fit_moments(x, chunk, bounds)
         mean, scale = self.mean.to(torch.float64).cpu(), self.scale.to(torch.float64).cpu()
         features = mean.shape[0]
         products = torch.zeros(features, features, dtype=torch.float64)
         fourth = 0.0  # sum over rows of |u|^4, for the shrinkage
         count = 0
-        for part in _float64_chunks(x, chunk):
+        for part in _float64_chunks(x, chunk, bounds):  # clipped as for the scale, so R's diagonal is 1
             u = (part - mean) / scale
             products += u.T @ u
             fourth += float(((u * u).sum(1) ** 2).sum())
@@ -144,7 +154,25 @@ class Whiten(Standardize):
         return False  # a product: the in-place pass runs it as an ordinary layer
 
 
-def _float64_chunks(x: Tensor, chunk: int):
-    """Rows of x (a tensor, array or NpyRows view of a file) `chunk` at a time, as float64 on the CPU."""
+OUTLIER_SPREAD = 10.0  # robust standard deviations from the median past which values are clipped for the statistics
+ROBUST_SAMPLE = 10_000_000  # at most this many numbers (rows x columns, ~100,000 rows) give the median and MAD
+
+
+def robust_bounds(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per column, median -+ OUTLIER_SPREAD * 1.4826 * MAD over evenly spaced rows of x (float64);
+    -inf and inf where the MAD is 0 (more than half the rows share a value: nothing to scale by)."""
+    rows, features = x.shape[0], x.shape[1]
+    step = max(1, -(-rows * features // ROBUST_SAMPLE))
+    sample = torch.as_tensor(x[torch.arange(0, rows, step)] if step > 1 else x[:rows]).to(torch.float64).cpu()
+    median = sample.median(0).values
+    spread = OUTLIER_SPREAD * 1.4826 * (sample - median).abs().median(0).values
+    infinite = torch.full_like(spread, torch.inf)
+    return torch.where(spread > 0, median - spread, -infinite), torch.where(spread > 0, median + spread, infinite)
+
+
+def _float64_chunks(x: Tensor, chunk: int, bounds: tuple[Tensor, Tensor] | None = None):
+    """Rows of x (a tensor, array or NpyRows view of a file) `chunk` at a time, as float64 on the
+    CPU, each column clipped to `bounds` (low, high) when given."""
     for start in range(0, x.shape[0], chunk):
-        yield torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
+        part = torch.as_tensor(x[start : start + chunk]).to(torch.float64).cpu()
+        yield part if bounds is None else torch.minimum(torch.maximum(part, bounds[0]), bounds[1])
