@@ -110,7 +110,7 @@ def test_pickled_npy_is_refused(tmp_path: Path) -> None:
 
 def test_not_a_numpy_file(tmp_path: Path) -> None:
     (tmp_path / "t.npy").write_text("1,2\n3,4\n")
-    with pytest.raises(FlowforgeError, match="t.npy is not a valid NumPy file"):
+    with pytest.raises(FlowforgeError, match=r"t.npy is not a NumPy file \(no .npy header\)"):
         read_array(tmp_path / "t.npy")
 
 

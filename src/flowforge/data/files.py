@@ -81,7 +81,7 @@ def coarse_float32_column(x: np.ndarray) -> str | None:
     spacing = np.abs(x).max(0) * np.finfo(np.float32).eps  # float32's step near the column's largest value
     with np.errstate(over="ignore", invalid="ignore"):  # values near float64's limit: not coarse, just huge
         std = x.std(0)
-    coarse = (np.ptp(x, 0) > 0) & (std < 1000 * spacing)  # a constant column is not coarse: its std is rounding
+    coarse = (np.ptp(x, 0) > 0) & (std > 0) & (std < 1000 * spacing)  # a constant column is not coarse: its std is rounding
     if not coarse.any():
         return None
     j = int(np.argmax(coarse))
