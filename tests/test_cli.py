@@ -136,9 +136,16 @@ def test_score_finds_the_columns_by_header_name(tmp_path, capsys) -> None:
         scores.append(np.load(tmp_path / "s.npy"))
     for other in scores[1:]:
         np.testing.assert_array_equal(other, scores[0])
-    np.savetxt(tmp_path / "pq.csv", rows, delimiter=",", header="p,q", comments="")
-    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "pq.csv")]) == 2
-    assert "pq.csv has no column named 'a'" in one_line_error(capsys)
+    np.savetxt(tmp_path / "aq.csv", rows, delimiter=",", header="a,q", comments="")
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "aq.csv")]) == 2
+    assert "aq.csv has no column named 'b'" in one_line_error(capsys)
+    # the README's flow: samples are written under the training file's names, and score reads them back
+    assert main(["sample", str(tmp_path / "run"), "-n", "4", "--out", str(tmp_path / "s.csv")]) == 0
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "a,b"
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "s.csv")]) == 0
+    np.savetxt(tmp_path / "old.csv", rows, delimiter=",", header="x0,x1", comments="")  # an older sample's header: by position
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "old.csv"), "--out", str(tmp_path / "s.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), scores[0])
 
 
 def test_score_names_a_wrong_feature_count(run: Path, tmp_path, capsys) -> None:

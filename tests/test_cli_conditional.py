@@ -107,9 +107,9 @@ def test_score_reads_the_context_columns(run: Path, table: Path, tmp_path, capsy
     assert main(["score", str(run), "--data", str(reordered), "--out", str(tmp_path / "s.npy")]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "s.npy")[:, 0], expected, rtol=1e-5, atol=1e-5)  # x's columns by name too
     renamed = tmp_path / "renamed.csv"
-    np.savetxt(renamed, rows, fmt="%.6f", delimiter=",", header="p,theta,q", comments="")
+    np.savetxt(renamed, rows, fmt="%.6f", delimiter=",", header="x,theta,q", comments="")
     assert main(["score", str(run), "--data", str(renamed)]) == 2
-    assert "renamed.csv has no column named 'x'; the model's columns are x, y" in one_line_error(capsys)
+    assert "renamed.csv has no column named 'y'; the model's columns are x, y" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize(

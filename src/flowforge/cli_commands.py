@@ -86,13 +86,14 @@ def _report(result) -> None:
 
 
 def sample(args: argparse.Namespace) -> int:
+    from .train.conditional import recorded_x_names
     from .train.run import sample_run
 
     _check_suffix(args.out)
     x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed, context=args.context, context_file=args.context_file)
     if x.ndim > 2 and not (args.out and Path(args.out).suffix.lower() == ".npy"):
         x = x.reshape(len(x), -1)  # images: .npy keeps (n, C, H, W), CSV gets one row of pixel levels per sample
-    _write_array(x, args.out, [f"x{i}" for i in range(x.shape[1])])
+    _write_array(x, args.out, recorded_x_names(args.run) or [f"x{i}" for i in range(x.shape[1])])  # score reads them back
     if args.out:
         print(f"wrote {len(x)} samples to {args.out}")
     return 0

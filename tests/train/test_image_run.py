@@ -99,6 +99,28 @@ def test_an_image_run_refuses_a_changed_file_on_check_and_resume(tmp_path: Path,
     assert "its data changed since it started (the file's contents differ" in capsys.readouterr().err
 
 
+def test_a_data_record_hashes_what_the_run_reads(tmp_path: Path, monkeypatch) -> None:
+    """A folder named like a built-in dataset is not it; an image folder's hash covers its images
+    only (a run folder inside it, or a .DS_Store, had made check and resume refuse it)."""
+    from flowforge.train.run_folder import data_record
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "moons").mkdir()
+    assert data_record("moons") == {"path": None, "sha256": None}
+    Image = pytest.importorskip("PIL.Image")
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    before = data_record(str(folder))["sha256"]
+    (folder / ".DS_Store").write_bytes(b"x")
+    (folder / "run").mkdir()
+    (folder / "run" / "config.json").write_text("{}")
+    assert data_record(str(folder))["sha256"] == before
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "3.png")
+    assert data_record(str(folder))["sha256"] != before
+
+
 def test_options_given_explicitly_keep_their_values_on_an_image_run(tmp_path: Path) -> None:
     """--batch-size 512 and --test-fraction 0.2 equal the vector defaults, and were silently
     replaced by the image defaults (64, 0.165) although given."""

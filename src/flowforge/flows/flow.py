@@ -72,17 +72,17 @@ class Flow(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """A model saved before flows standardised their context loads with the identity there,
         marked fitted, so it keeps computing what it learned (and `fit` does not refit it)."""
-        key = prefix + "context_standardize."
-        if self.context_standardize is not None and key + "mean" not in state_dict:
-            for name, value in self.context_standardize.state_dict().items():
-                state_dict[key + name] = torch.ones_like(value) if name == "is_fitted" else value
+        key, scaler = prefix + "context_standardize.", getattr(self, "context_standardize", None)
+        if scaler is not None and key + "mean" not in state_dict:
+            state_dict[key + "mean"] = torch.zeros_like(scaler.mean)
+            state_dict[key + "scale"] = torch.ones_like(scaler.scale)
+            state_dict[key + "is_fitted"] = torch.ones_like(scaler.is_fitted)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _scaled(self, context: Tensor | None) -> Tensor | None:
         """The checked context as the layers and the base see it: standardised, if the flow does that."""
-        if context is None or self.context_standardize is None:
-            return context
-        return self.context_standardize(context)[0]
+        scaler = getattr(self, "context_standardize", None)  # None too in a Flow pickled before it existed
+        return context if context is None or scaler is None else scaler(context)[0]
 
     # -- helpers -----------------------------------------------------------------------------
     def _anchor(self) -> Tensor:

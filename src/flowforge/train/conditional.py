@@ -94,7 +94,9 @@ def _rows_from_file(run: str | os.PathLike, path: str | os.PathLike, k: int) -> 
 
 def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[str] | None, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """(x, context) of a file to score: the run's context columns found by name or index, the rest
-    x, in the training file's column order when both files have a header (else by position)."""
+    x, in the training file's column order when both files have a header naming them (else by
+    position: a file without a header, or one whose header shares no name with the training file's,
+    such as x0,x1 from `flowforge sample` of an older version)."""
     context, x_names = None, names
     if flow.context_features:
         record = read_record(run)
@@ -103,13 +105,13 @@ def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[
         columns = data.recorded_columns(record["columns"], record.get("names"), names, x.shape[1], os.fspath(path))
         x, context = data.split_columns(x, columns)
         x_names = [n for j, n in enumerate(names) if j not in set(columns)] if names else None
-    recorded = _recorded_x_names(run)
-    if recorded and x_names and x_names != recorded:
+    recorded = recorded_x_names(run)
+    if recorded and x_names and x_names != recorded and set(recorded) & set(x_names):  # no name in common: by position
         x = x[:, _x_order(recorded, x_names, os.fspath(path))]
     return x, context
 
 
-def _recorded_x_names(run: str | os.PathLike) -> list[str] | None:
+def recorded_x_names(run: str | os.PathLike) -> list[str] | None:
     """The header names of x's columns in the training file (config.json), None without a header."""
     path = (Path(run) if Path(run).is_dir() else Path(run).parent) / "config.json"
     try:

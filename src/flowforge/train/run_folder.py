@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..data.datasets import DATASETS
+from ..data.images import IMAGE_SUFFIXES
 from ..errors import FlowforgeError
 from ..flows import Flow, count_parameters
 from . import distributed
@@ -79,12 +81,12 @@ def _resolved_config(config: TrainConfig, flow: Flow, x: Any, train: Any, test: 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, read in blocks; of a folder (of images), of its files' relative
-    names and SHA-256s in sorted order, so a file added, removed, renamed or edited changes it."""
+    """SHA-256 of a file's bytes, read in blocks; of a folder of images, of its PNG/JPEG files' names
+    and SHA-256s in sorted order, so an image added, removed, renamed or edited changes it."""
     digest = hashlib.sha256()
-    if Path(path).is_dir():
-        for file in sorted(f for f in Path(path).rglob("*") if f.is_file()):
-            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+    if Path(path).is_dir():  # the files load_image_folder reads, and no others (a run folder inside, .DS_Store)
+        for file in sorted(f for f in Path(path).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+            digest.update(f"{file.name}\0{file_sha256(file)}\n".encode())
         return digest.hexdigest()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -95,7 +97,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 def data_record(spec: str) -> dict[str, str | None]:
     """config.json's path and SHA-256 of a data file or image folder (None for a built-in dataset):
     resume and check refuse data that changed since the run was trained."""
-    exists = Path(spec).exists()
+    exists = os.fspath(spec) not in DATASETS and Path(spec).exists()  # a built-in name wins over a folder of that name
     return {"path": str(Path(spec).resolve()) if exists else None, "sha256": file_sha256(spec) if exists else None}
 
 

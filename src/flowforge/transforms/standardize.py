@@ -155,19 +155,29 @@ class Whiten(Standardize):
 
 
 OUTLIER_SPREAD = 10.0  # robust standard deviations from the median past which values are clipped for the statistics
+OUTLIER_SHARE = 0.01  # ... unless more than this share of the rows lie there: then they are data, not outliers
 ROBUST_SAMPLE = 1_000_000  # at most this many numbers (rows x columns: 15,000 rows of 64) give the median and MAD (8 MB)
 
 
 def robust_bounds(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per column, median -+ OUTLIER_SPREAD * 1.4826 * MAD over evenly spaced rows of x (float64);
-    -inf and inf where the MAD is 0 (more than half the rows share a value: nothing to scale by)."""
+    """Per column, median -+ OUTLIER_SPREAD * 1.4826 * MAD over evenly spaced rows of x (float64).
+
+    -inf and inf (no clipping) where the MAD is 0 (more than half the rows share a value: nothing
+    to scale by) or where more than OUTLIER_SHARE of the rows lie beyond: then they are not a few
+    outliers but part of the data, e.g. the smaller mode of a column with 55% of its rows in a
+    tight cluster (clipped, it had trained to a test NLL of 21.4 against 2.2)."""
     rows, features = x.shape[0], x.shape[1]
+    infinite = torch.full((features,), torch.inf, dtype=torch.float64)
+    if rows == 0:
+        return -infinite, infinite
     step = max(1, -(-rows * features // ROBUST_SAMPLE))
     sample = torch.as_tensor(x[torch.arange(0, rows, step)] if step > 1 else x[:rows]).to(torch.float64).cpu()
     median = sample.median(0).values
-    spread = OUTLIER_SPREAD * 1.4826 * (sample - median).abs().median(0).values
-    infinite = torch.full_like(spread, torch.inf)
-    return torch.where(spread > 0, median - spread, -infinite), torch.where(spread > 0, median + spread, infinite)
+    distance = (sample - median).abs()
+    spread = OUTLIER_SPREAD * 1.4826 * distance.median(0).values
+    few = (distance > spread).double().mean(0) <= OUTLIER_SHARE
+    clip = (spread > 0) & few
+    return torch.where(clip, median - spread, -infinite), torch.where(clip, median + spread, infinite)
 
 
 def _float64_chunks(x: Tensor, chunk: int, bounds: tuple[Tensor, Tensor] | None = None):
