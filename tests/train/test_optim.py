@@ -1,6 +1,8 @@
 """fit's optimizer: fused Adam where torch has the kernel, the default Adam otherwise."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -96,3 +98,23 @@ def test_clip_grad_norm_with_mixed_dtypes_and_no_gradients() -> None:
     optim.clip_grad_norm(params, 1e-3)
     assert all(p.grad.dtype == d for p, d in zip(params[:2], (torch.float32, torch.float64)))
     assert torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params[:2])) <= 1e-3 * (1 + 1e-5)
+
+
+def test_finite_gradients_whose_norm_overflows_float32_are_clipped_not_reported_non_finite() -> None:
+    """A 1e12 in a 400-row table: finite gradients of ~1e20, whose float32 squares overflow, made
+    fit call every step non-finite and stop as 'diverged' at step 2."""
+    params = _with_grads((64, 64), (64,), scale=1e20)
+    norm = optim.clip_grad_norm(params, 10.0)
+    assert torch.isfinite(norm) and float(norm) > 1e21
+    after = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params))
+    assert float(after) == pytest.approx(10.0, rel=1e-4)
+    params[0].grad[0, 0] = float("inf")  # a gradient that is itself infinite is still reported
+    assert not torch.isfinite(optim.clip_grad_norm(params, 10.0))
+
+
+def test_a_far_outlier_in_a_small_table_trains() -> None:
+    x = torch.randn(400, 4, generator=torch.Generator().manual_seed(1))
+    x[77, 1] = 1e12
+    flow = flowforge.RealNVP(4, layers=2, hidden=(16,))
+    history = flowforge.fit(flow, x, steps=30, batch_size=512, progress=False)
+    assert history.skipped_steps == 0 and all(math.isfinite(v) for v in history.val_nll)
