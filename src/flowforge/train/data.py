@@ -82,12 +82,13 @@ def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -
 
 
 def warn_discrete(data: Tensor | NpyRows, name: str, sample: int = 10_000) -> None:
-    """Warn when a column is constant, or takes only a few distinct values (at most 50, and at most a
-    tenth of the rows): a continuous density can pile up on them without bound (raw 8x8 digits: test
-    NLL 1e10)."""
+    """Warn when many rows repeat exactly, or a column is constant or takes only a few distinct
+    values (at most 50, and at most a tenth of the rows): a continuous density can pile up on them
+    without bound (raw 8x8 digits: test NLL 1e10)."""
     if not isinstance(data, Tensor) or data.dim() != 2 or data.shape[0] < 20:
         return
     rows = data[: min(sample, data.shape[0])]
+    _warn_repeated_rows(rows, name)
     limit = min(50, rows.shape[0] // 10)
     for j in range(rows.shape[1]):
         distinct = torch.unique(rows[:, j]).numel()
@@ -105,6 +106,28 @@ def warn_discrete(data: Tensor | NpyRows, name: str, sample: int = 10_000) -> No
                 stacklevel=4,  # warn_discrete < fit < torch.enable_grad wrapper < the caller
             )
             return
+
+
+REPEATED_SHARE = 0.05  # of rows that repeat another row exactly, above which fit warns
+
+
+def _warn_repeated_rows(rows: Tensor, name: str) -> None:
+    """Warn when many rows repeat another exactly (20% rows of zeros, every row five times): a
+    density piles up on a repeated row without bound, and validation and test rows that repeat
+    training rows are not held out, so neither early stopping nor the test NLL sees it."""
+    distinct, counts = torch.unique(rows, dim=0, return_counts=True)
+    repeated = 1 - len(distinct) / len(rows)
+    if repeated <= REPEATED_SHARE:
+        return
+    top = int(counts.argmax())
+    common = distinct[top].tolist()
+    shown = ", ".join(f"{v:g}" for v in common[:6]) + (", ..." if len(common) > 6 else "")
+    warnings.warn(
+        f"{name}: {repeated:.0%} of {len(rows)} rows repeat another row exactly (the commonest, [{shown}], "
+        f"{int(counts[top])} times); a density piles up on repeated rows without bound, and held-out rows that "
+        "repeat training rows measure memory, not fit. Drop the duplicates, or dequantise.",
+        stacklevel=5,  # _warn_repeated_rows < warn_discrete < fit < torch.enable_grad wrapper < the caller
+    )
 
 
 MAX_VALIDATION_ROWS = 50_000  # enough for a precise NLL; keeps evaluations cheap on huge data
