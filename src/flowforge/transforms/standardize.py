@@ -1,8 +1,6 @@
 """Standardize: a fixed affine map fitted to the training data, part of the model."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -90,14 +88,12 @@ class Whiten(Standardize):
     With every other layer at the identity (as couplings start), the flow is then the Gaussian
     fitted to the training data, so training starts from that baseline rather than from
     independent columns. W = L^-1 for the Cholesky factor L of the standardised data's
-    correlation matrix R, shrunk towards the identity: R' = (1 - a) R + a I. From CV_ROWS rows
-    on, a is the candidate (Ledoit-Wolf's a, fractions of it, or 0) whose R' gives held-out rows
-    the highest Gaussian likelihood over FOLDS folds, and no eigenvalue of R' is let below
-    CV_MIN_EIGENVALUE of their mean: near-collinear columns (a total and its parts) keep their
-    near-singular direction, and the untrained flow is the fitted Gaussian (0.37 nats where
-    Ledoit-Wolf alone had given 6). With fewer rows, a is Ledoit-Wolf's (minimum expected squared
-    error), raised so that no eigenvalue is below MIN_EIGENVALUE of the mean (two rows leave
-    Ledoit-Wolf nothing to measure). A constant column is left alone, as Standardize leaves it.
+    correlation matrix R, shrunk towards the identity (Ledoit-Wolf: R' = (1 - a) R + a I, with
+    the a that minimises the expected squared error): a few hundred rows of correlated
+    columns (collinear, repeated or discrete values) give a well-conditioned R', and R' is
+    shrunk further if needed so that no eigenvalue is below MIN_EIGENVALUE of their mean (two
+    rows leave Ledoit-Wolf nothing to measure). A constant column is left alone, as Standardize
+    leaves it.
     """
 
     MIN_EIGENVALUE = 1e-3  # of the shrunk correlation, relative to its mean: W's largest gain is at most ~30
@@ -113,31 +109,31 @@ class Whiten(Standardize):
         self._fit_moments(x, chunk, bounds)
         mean, scale = self.mean.to(torch.float64).cpu(), self.scale.to(torch.float64).cpu()
         features = mean.shape[0]
-        folds = torch.zeros(FOLDS, features, features, dtype=torch.float64)  # u^T u of rows i with i % FOLDS == k
-        fold_rows = torch.zeros(FOLDS, dtype=torch.float64)
+        products = torch.zeros(features, features, dtype=torch.float64)
         fourth = 0.0  # sum over rows of |u|^4, for the shrinkage
         count = 0
         for part in _float64_chunks(x, chunk, bounds):  # clipped as for the scale, so R's diagonal is 1
             u = (part - mean) / scale
-            fold = torch.arange(count, count + u.shape[0]) % FOLDS
-            for k in range(FOLDS):
-                folds[k] += u[fold == k].T @ u[fold == k]
-                fold_rows[k] += int((fold == k).sum())
+            products += u.T @ u
             fourth += float(((u * u).sum(1) ** 2).sum())
             count += u.shape[0]
-        corr = folds.sum(0) / max(count, 1)
+        corr = products / max(count, 1)
         noise = max(fourth / max(count, 1) - float((corr**2).sum()), 0.0) / max(count, 1)  # E|S - R|^2
         constant = (corr.diagonal() - 1).abs() > 0.5  # Standardize left it alone (scale 1): so does W
-        corr = _without(corr, constant)
+        corr[constant, :] = 0.0
+        corr[:, constant] = 0.0
+        corr.diagonal()[constant] = 1.0
         target = float(corr.diagonal().mean())  # the shrinkage target is target * I
-        spread = float(((corr - target * torch.eye(features, dtype=torch.float64)) ** 2).sum())
+        eye = torch.eye(features, dtype=torch.float64)
+        spread = float(((corr - target * eye) ** 2).sum())
         shrink = 1.0 if spread <= 0 else min(noise / spread, 1.0)
-        if count >= CV_ROWS:  # enough rows to ask held-out rows how much to shrink
-            floor = CV_MIN_EIGENVALUE * target
-            shrink = _held_out_shrink(folds, fold_rows, constant, target, shrink, floor)
-        else:  # Ledoit-Wolf sees no noise when every row is +-v (two rows): keep R' well away from singular
-            floor = self.MIN_EIGENVALUE * target
-        shrunk = _shrunk(corr, shrink, target, floor)
+        # Ledoit-Wolf sees no noise when every row is +-v (two rows): R is singular and unshrunk.
+        # Shrink at least until no eigenvalue is below MIN_EIGENVALUE of the mean, so R' factors.
+        smallest = float(torch.linalg.eigvalsh(corr)[0])
+        floor = self.MIN_EIGENVALUE * target
+        if (1 - shrink) * smallest + shrink * target < floor:
+            shrink = (floor - smallest) / (target - smallest)
+        shrunk = (1 - shrink) * corr + shrink * target * eye
         self.whitener.copy_(torch.linalg.inv(torch.linalg.cholesky(shrunk)).tril().to(self.whitener))
 
     def _log_scale(self) -> Tensor:
@@ -161,54 +157,6 @@ class Whiten(Standardize):
 OUTLIER_SPREAD = 10.0  # robust standard deviations from the median past which values are clipped for the statistics
 OUTLIER_SHARE = 0.01  # ... unless more than this share of the rows lie there: then they are data, not outliers
 ROBUST_SAMPLE = 1_000_000  # at most this many numbers (rows x columns: 15,000 rows of 64) give the median and MAD (8 MB)
-
-
-FOLDS = 5  # Whiten's shrinkage: held-out Gaussian likelihood over this many folds of the rows
-CV_ROWS = 50  # ... from this many rows on; fewer keep Ledoit-Wolf's and the MIN_EIGENVALUE floor
-CV_MIN_EIGENVALUE = 1e-8  # the floor on R' relative to its mean eigenvalue when held-out rows chose the shrinkage (W gains up to 1e4)
-SHRINK_FACTORS = (1.0, 0.3, 0.1, 0.03, 0.01, 0.001, 0.0)  # of Ledoit-Wolf's shrinkage, the candidates
-
-
-def _without(matrix: Tensor, constant: Tensor) -> Tensor:
-    """A correlation matrix with the constant columns' rows and columns replaced by the identity's."""
-    matrix = matrix.clone()
-    matrix[constant, :] = 0.0
-    matrix[:, constant] = 0.0
-    matrix.diagonal()[constant] = 1.0
-    return matrix
-
-
-def _shrunk(corr: Tensor, shrink: float, target: float, floor: float) -> Tensor:
-    """(1 - a) R + a target I, with a raised where needed so that no eigenvalue is below `floor`."""
-    smallest = float(torch.linalg.eigvalsh(corr)[0])
-    if (1 - shrink) * smallest + shrink * target < floor:
-        shrink = (floor - smallest) / (target - smallest)
-    return (1 - shrink) * corr + shrink * target * torch.eye(corr.shape[0], dtype=corr.dtype)
-
-
-def _held_out_shrink(folds: Tensor, fold_rows: Tensor, constant: Tensor, target: float, ledoit_wolf: float, floor: float) -> float:
-    """The candidate shrinkage (a fraction of Ledoit-Wolf's, or none) whose R', fitted without each
-    fold, gives that fold's rows the highest Gaussian log-likelihood, summed over the folds.
-
-    Ledoit-Wolf minimises the expected squared error of R', not the likelihood: on near-collinear
-    columns (a total and its parts, repeated measurements) its 1-5% raised the smallest eigenvalue
-    from ~1e-7 to ~0.05, and the flow started, and ended, several nats worse than the Gaussian."""
-    total, rows = folds.sum(0), float(fold_rows.sum())
-    best, best_score = ledoit_wolf, -math.inf
-    for candidate in sorted({min(1.0, ledoit_wolf * f) for f in SHRINK_FACTORS}, reverse=True):
-        score = 0.0
-        for k in range(FOLDS):
-            fitted = _shrunk(_without((total - folds[k]) / (rows - fold_rows[k]), constant), candidate, target, floor)
-            held_out = _without(folds[k] / fold_rows[k], constant)
-            factor, info = torch.linalg.cholesky_ex(fitted)
-            if info:  # not positive definite in floating point: not a candidate
-                score = -math.inf
-                break
-            log_det = 2 * float(factor.diagonal().log().sum())
-            score -= 0.5 * float(fold_rows[k]) * (log_det + float(torch.cholesky_solve(held_out, factor).trace()))
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
 
 
 def robust_bounds(x: Tensor) -> tuple[Tensor, Tensor]:
