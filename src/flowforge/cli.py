@@ -214,15 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (RuntimeError, MemoryError) as error:
         if not args.debug and _out_of_memory(error):
-            print(f"flowforge: error: out of memory ({(str(error).strip().splitlines() or [''])[0][:160]}); "
+            print(f"flowforge: error: out of memory ({_first_line(error)[:160]}); "
                   "ask for fewer rows at once (-n, --batch-size) or free memory", file=sys.stderr)
             return 1
         if args.debug or not _lost_other_ranks():
             raise
-        first = (str(error).strip().splitlines() or [""])[0][:200]
+        first = _first_line(error)[:200]
         print(f"flowforge: error: stopped because another process of this torchrun run failed (its error is above; here: {first})",
               file=sys.stderr)
         return 1
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -110,7 +110,7 @@ def score(args: argparse.Namespace) -> int:
         warnings.warn(f"{args.data}: {int(infinite.sum())} of {len(log_prob)} rows score -inf (the first is data row {int(np.flatnonzero(infinite)[0]) + 1}, from 1 without the header); "
                       "their values lie far outside the data the model was trained on, or outside a layer's support", RuntimeWarning, stacklevel=2)
     nll = -float(np.mean(log_prob))
-    summary = f"mean NLL: {nll:.4f} nats over {len(log_prob)} rows" if abs(nll) < 1e9 else f"mean NLL: {nll:.4g} nats over {len(log_prob)} rows"
+    summary = f"mean NLL: {nll:{'.4f' if abs(nll) < 1e9 else '.4g'}} nats over {len(log_prob)} rows"
     print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
     return 0
 

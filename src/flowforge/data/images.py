@@ -86,9 +86,14 @@ def _common(values: dict[str, object], what: str, hint: str) -> object:
     return next(iter(distinct))
 
 
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The PNG/JPEG files of `folder` (not its subfolders), sorted by name: what load_image_folder reads."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_image_folder(folder: str | os.PathLike, size: int | tuple[int, int] | None = None, mode: str | None = None) -> np.ndarray:
     """All PNG/JPEG files of `folder` (sorted by name) as uint8 (N, C, H, W); see `load_images`."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise FlowforgeError(f"{folder} holds no .png/.jpg/.jpeg files")
     if mode is not None and mode not in MODES:

@@ -225,12 +225,17 @@ def _whole_number(value: Any, name: str, minimum: int) -> int:
     return number
 
 
+def _non_finite_rows(y: Tensor) -> Tensor:
+    """(batch,) True where a row holds NaN or Inf."""
+    return ~torch.isfinite(y.flatten(1)).all(1)
+
+
 def _warn_non_finite(x: Tensor) -> None:
     """A warning naming how many samples are NaN or Inf (an inverse that overflowed): rather than
     an error, so that one bad draw does not cost a long sampling job the other rows."""
     if torch.compiler.is_compiling() or x.numel() == 0:
         return
-    bad = int((~torch.isfinite(x.flatten(1)).all(1)).sum())
+    bad = int(_non_finite_rows(x).sum())
     if bad:
         warnings.warn(f"sample: {bad} of {len(x)} rows are NaN or Inf: the inverse overflowed "
                       f"{str(x.dtype).removeprefix('torch.')} (a lower temperature or float64 may help)", RuntimeWarning, stacklevel=3)
@@ -240,7 +245,7 @@ def _check_finite_rows(y: Tensor, name: str) -> Tensor:
     """encode/decode output: NaN or Inf means the input left a layer's support or overflowed."""
     if torch.compiler.is_compiling():  # a data-dependent branch would split the graph
         return y
-    bad = ~torch.isfinite(y.flatten(1)).all(1)
+    bad = _non_finite_rows(y)
     if bad.any():
         raise FlowforgeError(
             f"{name} row {int(bad.nonzero()[0])} maps to NaN or Inf: it lies outside a layer's support "

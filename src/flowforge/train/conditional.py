@@ -40,16 +40,24 @@ def context_record(columns: list[int], names: list[str] | None) -> dict[str, Any
     return {"columns": columns, "names": [names[i] for i in columns] if names else None}
 
 
+def _run_config(run: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """The config.json beside a run's checkpoint, parsed ({} if there is none)."""
+    path = (Path(run) if Path(run).is_dir() else Path(run).parent) / "config.json"
+    if not path.is_file():
+        return path, {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
+    if not isinstance(config, dict):
+        raise FlowforgeError(f"{path} is not a flowforge run config (not a JSON object)")
+    return path, config
+
+
 def read_record(run: str | os.PathLike) -> dict[str, Any] | None:
     """The context record from the config.json beside a run's checkpoint, None if there is none."""
-    folder = Path(run) if Path(run).is_dir() else Path(run).parent
-    path = folder / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text()).get("context")
-    except (json.JSONDecodeError, AttributeError) as error:
-        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
+    path, config = _run_config(run)
+    record = config.get("context")
     if record is not None and not _valid_record(record):
         raise FlowforgeError(f"{path} is not a flowforge run config (its context entry is {json.dumps(record)[:80]})")
     return record
@@ -113,11 +121,11 @@ def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[
 
 def recorded_x_names(run: str | os.PathLike) -> list[str] | None:
     """The header names of x's columns in the training file (config.json), None without a header."""
-    path = (Path(run) if Path(run).is_dir() else Path(run).parent) / "config.json"
     try:
-        names = json.loads(path.read_text()).get("data", {}).get("x_names") if path.is_file() else None
-    except (json.JSONDecodeError, AttributeError):
+        data = _run_config(run)[1].get("data")
+    except FlowforgeError:
         return None  # read_record names a broken config where the context needs it
+    names = data.get("x_names") if isinstance(data, dict) else None
     return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 

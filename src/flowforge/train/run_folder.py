@@ -14,7 +14,7 @@ import torch
 
 from .. import __version__
 from ..data.datasets import DATASETS
-from ..data.images import IMAGE_SUFFIXES
+from ..data.images import image_files
 from ..errors import FlowforgeError
 from ..flows import Flow, count_parameters
 from . import distributed
@@ -85,7 +85,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     and SHA-256s in sorted order, so an image added, removed, renamed or edited changes it."""
     digest = hashlib.sha256()
     if Path(path).is_dir():  # the files load_image_folder reads, and no others (a run folder inside, .DS_Store)
-        for file in sorted(f for f in Path(path).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+        for file in image_files(path):
             digest.update(f"{file.name}\0{file_sha256(file)}\n".encode())
         return digest.hexdigest()
     with open(path, "rb") as handle:

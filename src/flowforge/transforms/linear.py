@@ -8,8 +8,9 @@ from .base import Transform
 
 
 def solve_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a triangular solve, inverse or determinant runs in: torch has no float16/bfloat16
-    kernels for them on the CPU, so half precision is promoted to float32 (and cast back after)."""
+    """The dtype a triangular solve, inverse or determinant (or a spline, whose b^2 overflows
+    float16) runs in: torch has no float16/bfloat16 kernels for the solves on the CPU, so half
+    precision is promoted to float32 (and cast back after)."""
     return torch.promote_types(dtype, torch.float32)
 
 

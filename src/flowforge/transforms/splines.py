@@ -7,6 +7,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad, softmax, softplus
 
+from .linear import solve_dtype
+
 MIN_BIN_WIDTH = 1e-3  # default smallest bin, as a fraction of [-bound, bound]: at most 999 bins
 
 
@@ -75,7 +77,7 @@ def rational_quadratic_spline(
     Reference: Durkan et al., Neural Spline Flows, 2019 (arXiv:1906.04032).
     """
     dtype = x.dtype
-    work = torch.promote_types(dtype, torch.float32)
+    work = solve_dtype(dtype)
     x, widths, heights, derivatives = (t.to(work) for t in (x, widths, heights, derivatives))
     widths, x_knots = _knots(widths, bound, min_width)
     heights, y_knots = _knots(heights, bound, min_height)
