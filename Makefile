@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs lint bench clean
+.PHONY: demo test test-numerics docs lint bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=15
+
+# the tests most sensitive to rounding (recompute, exactness, resume) under other numerical back-ends:
+# scalar kernels instead of AVX2/AVX-512, and MKL's reproducible mode; `make test` must pass under both
+NUMERIC_TESTS := tests/transforms tests/flows/test_image_memory.py tests/flows/test_autoregressive_memory.py \
+	tests/flows/test_distribution.py tests/test_reliability_resume.py tests/train/test_checkpoint.py tests/train/test_fit.py
+test-numerics: $(STAMP)
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -n 2 $(NUMERIC_TESTS)
+	MKL_CBWR=COMPATIBLE $(PY) -m pytest -q -n 2 $(NUMERIC_TESTS)
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

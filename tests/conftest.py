@@ -8,8 +8,19 @@ passes or fails the same way each time; HYPOTHESIS_PROFILE=explore draws fresh o
 profile has a per-example deadline: the tests check properties, not speed (benchmarks/ does
 that), and on a loaded 2-core machine one slow example (a first compile, a busy neighbour
 worker) would otherwise fail a run that passes on the next.
+
+Inductor's compiled-kernel cache is kept per ATEN_CPU_CAPABILITY: torch 2.13's cache key leaves
+it out, so a kernel generated with AVX-512 vectors was reused under `=default`, whose build has
+no vector headers, and failed to compile. Running the suite under several back-ends is how we
+check that it passes on any CPU, so each back-end gets its own cache.
 """
 import os
+import tempfile
+
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    os.path.join(tempfile.gettempdir(), f"torchinductor_flowforge_tests_{os.environ.get('ATEN_CPU_CAPABILITY', 'native')}"),
+)
 
 import pytest
 import torch

@@ -12,6 +12,17 @@ from flowforge import FlowDistribution, FlowforgeError
 from ..transforms.cases import randomized
 
 
+@pytest.fixture(autouse=True)
+def _float64():
+    """These tests check bookkeeping (shapes, batching, contexts), comparing one batch with its parts. In
+    float32 the parts round differently from the whole (another BLAS blocking: 2e-5 apart under
+    MKL_CBWR=COMPATIBLE), so they run in float64, where rounding stays ~1e-15, far below any tolerance."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(default)
+
+
 def conditional_maf() -> flowforge.Flow:
     return randomized(flowforge.MAF(2, layers=2, hidden=(8,), context_features=3, base="conditional")).eval()
 
