@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from flowforge.train.config import TrainConfig
-from flowforge.train.image_run import train_image_run, with_image_defaults
+from flowforge.cli.config import TrainConfig
+from flowforge.cli.image_run import with_image_defaults
+from flowforge.cli.training import train_run
 
 COLUMNS = ("model", "parameters", "steps_run", "train_seconds", "train_images_per_second", "sample_images_per_second",
            "best_val_bpd", "test_bpd")
@@ -40,7 +41,7 @@ def main() -> None:
         config = config if args.steps is None else replace(config, steps=args.steps)
         with tempfile.TemporaryDirectory() as folder:
             start, cpu = time.perf_counter(), time.process_time()
-            metrics = train_image_run(replace(config, out=folder))
+            metrics = train_run(replace(config, out=folder))
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows.append({"model": model, **metrics.metrics, "run_seconds": round(wall, 1), "run_cpu_seconds": round(cpu, 1),
                      "config": config.to_dict()})

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flowforge.cli import main
+from flowforge.cli import main, small_data
+from flowforge.cli.config import TrainConfig
 from flowforge.data.datasets import split_indices
-from flowforge.train import small_data
-from flowforge.train.config import TrainConfig
 
 
 def tables() -> dict[str, np.ndarray]:

@@ -14,8 +14,8 @@ import torch
 import flowforge
 from flowforge import data
 from flowforge.cli import main
-from flowforge.train.config import TrainConfig
-from flowforge.train.run import default_folder
+from flowforge.cli.config import TrainConfig
+from flowforge.cli.run_folder import default_folder
 
 from .helpers import one_line_error
 

@@ -13,8 +13,8 @@ import torch
 import flowforge
 from flowforge import data
 from flowforge.cli import main
+from flowforge.cli.config import TrainConfig
 from flowforge.errors import FlowforgeError
-from flowforge.train.config import TrainConfig
 
 from .helpers import one_line_error
 

@@ -71,7 +71,7 @@ def test_one_feature_left_for_a_coupling_model_suggests_another(tmp_path: Path, 
 
 
 def test_warnings_print_as_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
-    import flowforge.train.run as run_module
+    import flowforge.cli.table_run as run_module
 
     def broken_plots(*args, **kwargs) -> None:
         raise ValueError("Axis limits cannot be NaN or Inf")
@@ -100,13 +100,13 @@ def test_a_few_hundred_rows_get_a_smaller_default_model(tmp_path: Path) -> None:
 
 def test_a_rank_whose_peer_failed_prints_one_line(monkeypatch, capsys) -> None:
     """Under torchrun a collective raises RuntimeError when another rank died: one line, exit 1."""
-    from flowforge import cli_commands
+    from flowforge.cli import train as train_command
     from flowforge.train import distributed
 
     def peer_gone(args) -> int:
         raise RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:13186\nmore detail")
 
-    monkeypatch.setattr(cli_commands, "train", peer_gone)
+    monkeypatch.setattr(train_command, "train", peer_gone)
     monkeypatch.setattr(distributed, "made_group", lambda: True)
     assert main(["train", *TINY_TRAIN]) == 1
     err = one_line_error(capsys)
@@ -117,7 +117,7 @@ def test_a_rank_whose_peer_failed_prints_one_line(monkeypatch, capsys) -> None:
 
 
 def test_an_image_run_whose_plots_fail_still_finishes(tmp_path: Path, monkeypatch, capsys) -> None:
-    from flowforge.train import image_run
+    from flowforge.cli import image_run
 
     def broken(*args, **kwargs) -> None:
         raise FileExistsError(17, "File exists", str(tmp_path / "run" / "plots"))
@@ -130,7 +130,7 @@ def test_an_image_run_whose_plots_fail_still_finishes(tmp_path: Path, monkeypatc
 
 
 def test_torch_deprecation_notices_are_left_out_of_the_cli_warnings(capsys) -> None:
-    from flowforge.cli import _show_warning
+    from flowforge.cli.app import _show_warning
 
     _show_warning("`torch._prims_common.check` is deprecated", FutureWarning, "/x/site-packages/torch/_prims_common/__init__.py", 1)
     _show_warning("old option", FutureWarning, "/x/site-packages/flowforge/train/run.py", 1)

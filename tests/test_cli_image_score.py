@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from flowforge.cli import main
+from flowforge.cli.score import score_file
 from flowforge.errors import FlowforgeError
-from flowforge.train.run import score_file
 
 from .helpers import one_line_error
 

@@ -13,9 +13,9 @@ import torch
 import flowforge
 from flowforge import data
 from flowforge.cli import main
+from flowforge.cli import table_run as run_module
+from flowforge.cli.config import TrainConfig
 from flowforge.errors import FlowforgeError
-from flowforge.train import run as run_module
-from flowforge.train.config import TrainConfig
 from flowforge.train.rows import NpyRows
 
 from .helpers import launch, write_normal_npy
@@ -100,7 +100,7 @@ def test_streamed_npy_resumes_and_names_bad_rows(table: Path, tmp_path: Path, mo
 
 
 def test_check_reads_a_sample_of_a_streamed_held_out_split(table: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    from flowforge.train import check as check_module
+    from flowforge.cli import check as check_module
 
     monkeypatch.setattr(run_module, "STREAM_NPY_BYTES", 0)
     assert main(["train", "--data", str(table), *TINY, "--context-columns", "3", "--out", str(tmp_path / "run")]) == 0
@@ -112,7 +112,7 @@ def test_check_reads_a_sample_of_a_streamed_held_out_split(table: Path, tmp_path
 def test_streamed_npy_trains_under_torchrun(table: Path, tmp_path: Path) -> None:
     """Two ranks, each reading its own batches from the file, end where one process does."""
     launcher = tmp_path / "streamed.py"
-    launcher.write_text("import sys\nimport flowforge.train.run as run\nfrom flowforge.cli import main\n"
+    launcher.write_text("import sys\nimport flowforge.cli.table_run as run\nfrom flowforge.cli import main\n"
                         "run.STREAM_NPY_BYTES = 0\nsys.exit(main(sys.argv[1:]))\n")
     for processes in (1, 2):
         launch([str(launcher), "train", "--data", str(table), *TINY, "--out", str(tmp_path / str(processes))], processes)

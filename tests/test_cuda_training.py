@@ -19,7 +19,7 @@ from torch.testing import assert_close
 
 import flowforge
 from flowforge.cli import main
-from flowforge.train.image_run import interpolate
+from flowforge.cli.image_plots import interpolate
 
 from .cuda_cases import BUILDERS, DEVICE, FEATURES, cloud, needs_device
 

@@ -13,11 +13,11 @@ import torch
 
 import flowforge
 from flowforge import Flow, FlowforgeError
+from flowforge.cli.config import TrainConfig
+from flowforge.cli.guard import RunCheckpoint, StopSignals
+from flowforge.cli.table_run import table_metrics as _metrics
+from flowforge.cli.training import fit_run
 from flowforge.train.checkpoint import read_checkpoint
-from flowforge.train.config import TrainConfig
-from flowforge.train.guard import RunCheckpoint, StopSignals
-from flowforge.train.run import fit_run
-from flowforge.train.run_folder import _metrics
 
 
 # -- training faults -----------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import torch
 import flowforge
 from flowforge import FlowforgeError
 from flowforge.cli import main
-from flowforge.train.config import TrainConfig
-from flowforge.train.image_run import interpolate, is_image_run, with_image_defaults
+from flowforge.cli.config import TrainConfig
+from flowforge.cli.image_plots import interpolate
+from flowforge.cli.image_run import is_image_run, with_image_defaults
 
 TINY = ["--steps", "4", "--layers", "1", "--hidden", "8", "--batch-size", "32", "--no-progress"]
 PLOTS = ["training_curve.png", "samples.png", "reconstructions.png", "interpolation.png"]
@@ -102,7 +103,7 @@ def test_an_image_run_refuses_a_changed_file_on_check_and_resume(tmp_path: Path,
 def test_a_data_record_hashes_what_the_run_reads(tmp_path: Path, monkeypatch) -> None:
     """A folder named like a built-in dataset is not it; an image folder's hash covers its images
     only (a run folder inside it, or a .DS_Store, had made check and resume refuse it)."""
-    from flowforge.train.run_folder import data_record
+    from flowforge.cli.run_folder import data_record
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "moons").mkdir()
@@ -135,7 +136,7 @@ def test_options_given_explicitly_keep_their_values_on_an_image_run(tmp_path: Pa
 def test_an_image_run_takes_the_subset_a_table_run_takes_and_refuses_too_large_an_n(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from flowforge.train.image_run import train_image_run
+    from flowforge.cli.training import train_run as train_image_run
 
     images = np.random.default_rng(0).integers(0, 256, size=(30, 1, 4, 4)).astype(np.uint8)
     np.save(tmp_path / "img.npy", images)

@@ -91,7 +91,7 @@ def test_a_column_standardize_leaves_unscaled_is_left_alone_by_w_too() -> None:
 
 def test_a_small_table_run_started_with_standardize_resumes_with_it(tmp_path: Path, monkeypatch) -> None:
     """Runs saved before the CLI whitened small tables keep their Standardize when resumed."""
-    from flowforge.train import small_data
+    from flowforge.cli import small_data
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32))
     flags = ["--layers", "1", "--hidden", "8", "--threads", "1", "--no-progress"]

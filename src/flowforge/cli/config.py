@@ -17,7 +17,7 @@ class TrainConfig:
     The defaults are the command line's defaults: RealNVP with 8 couplings of (256, 256) MLPs,
     2000 Adam steps of batch 512 at lr 1e-3, a 20% test split, 10% of the rest for validation.
     A table of fewer than 2,000 training rows gets 4 couplings of (64, 64) unless layers or
-    hidden are set (train/small_data.py, with_small_data_defaults).
+    hidden are set (cli/small_data.py), and an image run takes image defaults (cli/image_run.py).
 
     Args:
         data: a toy name, a packaged dataset name or a .npy/.npz/.csv path (see flowforge.data).
@@ -106,6 +106,11 @@ class TrainConfig:
         if not isinstance(self.model, str) or self.model.lower() not in MODELS:
             raise FlowforgeError(f"unknown model {self.model!r}; choose from {', '.join(sorted(MODELS))}")
         object.__setattr__(self, "model", self.model.lower())
+
+    def left_at_default(self, name: str) -> bool:
+        """Whether option `name` was not given explicitly and still holds TrainConfig's default."""
+        default = next(f.default for f in fields(self) if f.name == name)
+        return name not in self.given and getattr(self, name) == default
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (hidden as a list)."""

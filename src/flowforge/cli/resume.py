@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlowforgeError
-from .checkpoint import CHECKPOINT_NAME, read_checkpoint, remove_stale_temporaries
+from ..train.checkpoint import CHECKPOINT_NAME, read_checkpoint, remove_stale_temporaries
 from .config import TrainConfig
 from .guard import resume_state
+from .run_folder import RunFolder
 
 RUN_FILES = (CHECKPOINT_NAME, "config.json", "metrics.jsonl", "metrics.json", "check.json")
 SAME_DATA = ("data", "features", "model", "context")  # config.json entries a resumed run must reproduce
@@ -48,17 +49,14 @@ def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every:
                    device: str | None = None) -> tuple[TrainConfig, Resume]:
     """The config to continue with (N = `steps` total, default the run's own; `device` to move it,
     e.g. a GPU run continued on the CPU) and what to resume."""
-    folder = Path(run)
-    if not (folder / "config.json").is_file():
+    folder = RunFolder(Path(run))
+    record = folder.record()
+    if record is None:
         raise FlowforgeError(f"--resume {run}: not a run folder written by flowforge train (no config.json)")
-    try:
-        resolved = json.loads((folder / "config.json").read_text())
-        config = TrainConfig.from_dict(resolved["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
-        raise FlowforgeError(f"{folder / 'config.json'} is not a flowforge run config ({error})") from None
-    path = folder / CHECKPOINT_NAME
+    config = folder.config(record)
     for name in RUN_FILES:  # temporaries of a writer killed mid-save; the files themselves are whole
-        remove_stale_temporaries(folder / name)
+        remove_stale_temporaries(folder.path / name)
+    path = folder.checkpoint
     if not path.exists():
         raise FlowforgeError(
             f"cannot resume {run}: it stopped before its first checkpoint (no {CHECKPOINT_NAME}); "
@@ -74,10 +72,10 @@ def prepare_resume(run: str | os.PathLike, steps: int | None = None, save_every:
         if steps is None:
             raise FlowforgeError(f"{run} stopped early at step {done} (no better validation NLL); pass --steps to train on regardless")
         state = {**state, "history": {**state["history"], "stopped_early": False}, "evals_since_best": 0}
-    config = replace(config, out=str(folder), steps=total, save_every=save_every or config.save_every,
+    config = replace(config, out=str(folder.path), steps=total, save_every=save_every or config.save_every,
                      threads=threads or config.threads, progress=config.progress if progress is None else progress,
                      device=device or config.device)
-    return config, Resume(folder, payload["state_dict"], state, resolved)
+    return config, Resume(folder.path, payload["state_dict"], state, record)
 
 
 def _difference(old: Any, new: Any) -> str:

@@ -16,11 +16,8 @@ SMALL_DATA_MODEL = {"layers": 4, "hidden": (64, 64)}
 
 def with_small_data_defaults(config: TrainConfig, train_rows: int) -> TrainConfig:
     """A smaller default model for a few hundred rows, where 8 couplings of 256x256 overfit
-    within the first checks. Measured on sklearn's tables (CLI defaults otherwise, test NLL):
-    iris realnvp 7.40 -> 2.94 nats (a full Gaussian: 2.63), breast_cancer maf -33.06 -> -35.17
-    (-29.30), diabetes maf -15.11 -> -15.93 (-15.04); 8 of 10 model x table runs improved."""
-    defaults = TrainConfig()
-    if train_rows >= SMALL_DATA_ROWS or any(getattr(config, k) != getattr(defaults, k) or k in config.given for k in SMALL_DATA_MODEL):
+    within the first checks (benchmarks/small_tables.py measures it on sklearn's tables)."""
+    if train_rows >= SMALL_DATA_ROWS or not all(config.left_at_default(k) for k in SMALL_DATA_MODEL):
         return config
     return replace(config, **SMALL_DATA_MODEL)
 
@@ -31,14 +28,12 @@ WHITEN_MAX_FEATURES = 1000  # the Whiten layer holds a D x D matrix
 def first_layer(train_rows: int, features: int) -> bool | str:
     """The `standardize` of a table's model: "whiten" below SMALL_DATA_ROWS training rows (and
     at most WHITEN_MAX_FEATURES columns), so training starts from the Gaussian fitted to the
-    data; Standardize's per-column scaling otherwise. `python benchmarks/small_tables.py`
-    measures both on sklearn's small tables against Gaussians (bench-results/small-tables.json)."""
+    data; Standardize's per-column scaling otherwise (benchmarks/small_tables.py compares them)."""
     return "whiten" if train_rows < SMALL_DATA_ROWS and features <= WHITEN_MAX_FEATURES else True
 
 
 def first_layer_of(train_rows: int, features: int, resume: Resume | None) -> bool | str:
-    """first_layer for a new run; a resumed run keeps the one it started with (runs saved before
-    Whiten existed have Standardize on small tables too)."""
+    """first_layer for a new run; a resumed run keeps the one it started with (it may predate Whiten)."""
     if resume is not None:
         return resume.resolved.get("model", {}).get("kwargs", {}).get("standardize", True)
     return first_layer(train_rows, features)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
-from .checkpoint import atomic_write_text, check_finite_weights, save
+from ..train.checkpoint import atomic_write_text, check_finite_weights, save
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11

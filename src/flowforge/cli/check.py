@@ -7,6 +7,7 @@ A conditional run's context columns are taken where they sat in the training tab
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -19,17 +20,47 @@ import torch
 from .. import data
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
-from ..health import Health, measure
-from .checkpoint import atomic_write_text, load
+from ..health import Health, measure, table
+from ..train.checkpoint import atomic_write_text, load
+from ..train.rows import NpyRows
+from .argparse_internals import Subcommands
 from .conditional import split_scored
 from .config import TrainConfig
-from .rows import NpyRows
-from .run import _describe, image_rows, load_split
-from .run_folder import file_sha256
+from .image_run import load_image_split
+from .options import POSITIVE_FLOAT
+from .run_folder import RunFolder, file_sha256
+from .score import describe_shape, image_rows
+from .table_run import load_split
 
 TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
 LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below
 STREAMED_CHECK_ROWS = 100_000  # held-out rows of a run streamed from a large .npy file that check reads
+
+
+def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("check", parents=[common], help="numerical health of a run: round-trip error, log-det gap, layer scales",
+                            description="On the run's held-out split (or --data FILE): the max and median round-trip error "
+                                        "|decode(encode(x)) - x|, the gap |forward + inverse log-det|, and each layer's largest "
+                                        "|log det|; prints a table, writes RUN/check.json, exits with 1 past a tolerance.")
+    p.add_argument("run", metavar="RUN", help="run folder (or checkpoint file, with --data)")
+    p.add_argument("--data", metavar="FILE", help="check the rows of FILE instead of the held-out split")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="run the whole flow in this precision (default float32)")
+    p.add_argument("--tolerance", type=POSITIVE_FLOAT, default=TOLERANCE,
+                   help=f"largest accepted round-trip error, in data units (default {TOLERANCE:g})")
+    p.add_argument("--logdet-tolerance", type=POSITIVE_FLOAT, default=LOGDET_TOLERANCE,
+                   help=f"largest accepted log-det gap, in nats (default {LOGDET_TOLERANCE:g})")
+    p.set_defaults(handler=check)
+
+
+def check(args: argparse.Namespace) -> int:
+    result = check_run(args.run, args.data, dtype=args.dtype, tolerance=args.tolerance, logdet_tolerance=args.logdet_tolerance)
+    print(f"{result.source}, {result.health.dtype}")
+    print(table(result.health))
+    verdict = "passed" if result.passed else f"FAILED: {'; '.join(result.problems)}"
+    print(f"check {verdict} (wrote {result.path})")
+    if not result.passed and result.health.dtype == "float32":  # e.g. 16-bit pixels, which float32 resolves coarsely
+        print("`--dtype float64` measures the same model without float32's rounding: a defect fails there too")
+    return 0 if result.passed else 1
 
 
 @dataclass(frozen=True)
@@ -58,7 +89,7 @@ def check_run(
     x, context, source = _given(flow, run, data_path) if data_path is not None else _held_out(flow, folder)
     if tuple(x.shape[1:]) != flow.event_shape:
         besides = " besides its context columns" if context is not None else ""
-        raise FlowforgeError(f"{source}: the model in {run} expects {_describe(flow.event_shape)} per row{besides}, got {_describe(x.shape[1:])}")
+        raise FlowforgeError(f"{source}: the model in {run} expects {describe_shape(flow.event_shape)} per row{besides}, got {describe_shape(x.shape[1:])}")
     dtype = flow._anchor().dtype
     with torch.random.fork_rng(devices=[]):  # an image model's dequantisation noise: the same draw each check
         torch.manual_seed(0)
@@ -82,31 +113,18 @@ def _given(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> tuple
     return (*split_scored(flow, run, *data.read_csv_with_header(path), path), os.fspath(path))
 
 
-def _run_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise FlowforgeError(f"{folder} has no config.json to regenerate the held-out split from; pass --data FILE")
-    try:
-        resolved = json.loads(path.read_text())
-        resolved["config"] = TrainConfig.from_dict(resolved["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
-    return resolved
-
-
 def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The run's test split, cut again from its config exactly as `train` cut it."""
-    resolved = _run_config(folder)
-    config, recorded = resolved["config"], resolved.get("data", {})
+    run_folder = RunFolder(folder)
+    resolved = run_folder.record()
+    if resolved is None:
+        raise FlowforgeError(f"{folder} has no config.json to regenerate the held-out split from; pass --data FILE")
+    config, recorded = run_folder.config(resolved), resolved.get("data", {})
     path = recorded.get("path")
     if recorded.get("sha256") and path and (not Path(path).exists() or file_sha256(path) != recorded["sha256"]):
         raise FlowforgeError(f"{path} changed since {folder} was trained; pass --data FILE to check other data")
-    if len(flow.event_shape) == 3:  # an image run (train/image_run.py)
-        from ..data.images import load_images
-
-        x = load_images(config.data).x.astype(np.float32)
-        x = x if config.n is None else x[np.random.default_rng([config.seed, 1]).permutation(len(x))[: config.n]]
-        test = data.split(x, test_fraction=config.test_fraction, seed=config.seed)[1]
+    if len(flow.event_shape) == 3:  # an image run (cli/image_run.py)
+        test = load_image_split(config)[1]
         _check_rows(recorded, len(test), config, folder)
         return test, None, f"held-out split of {config.data} ({len(test)} rows)"
     table = load_split(config)  # as train cut it; a large .npy file stays on disk

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,8 @@ from torch import Tensor
 from .. import data
 from ..errors import FlowforgeError
 from ..flows import Flow
-from .rows import NpyRows
+from ..train.rows import NpyRows
+from .run_folder import RunFolder
 
 
 def split_context(x: np.ndarray | NpyRows, columns: list[int]) -> tuple[np.ndarray | NpyRows, np.ndarray | NpyRows | None]:
@@ -40,31 +40,17 @@ def context_record(columns: list[int], names: list[str] | None) -> dict[str, Any
     return {"columns": columns, "names": [names[i] for i in columns] if names else None}
 
 
-def _run_config(run: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """The config.json beside a run's checkpoint, parsed ({} if there is none)."""
-    path = (Path(run) if Path(run).is_dir() else Path(run).parent) / "config.json"
-    if not path.is_file():
-        return path, {}
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise FlowforgeError(f"{path} is not a flowforge run config ({error})") from None
-    if not isinstance(config, dict):
-        raise FlowforgeError(f"{path} is not a flowforge run config (not a JSON object)")
-    return path, config
-
-
 def read_record(run: str | os.PathLike) -> dict[str, Any] | None:
     """The context record from the config.json beside a run's checkpoint, None if there is none."""
-    path, config = _run_config(run)
-    record = config.get("context")
+    folder = RunFolder.of(run)
+    record = (folder.record() or {}).get("context")
     if record is not None and not _valid_record(record):
-        raise FlowforgeError(f"{path} is not a flowforge run config (its context entry is {json.dumps(record)[:80]})")
+        raise FlowforgeError(f"{folder.config_path} is not a flowforge run config (its context entry is {json.dumps(record)[:80]})")
     return record
 
 
 def _valid_record(record: Any) -> bool:
-    """{"columns": [0-based indices], "names": None or one name per index}, as run.py writes it."""
+    """{"columns": [0-based indices], "names": None or one name per index}, as a table run writes it."""
     if not isinstance(record, dict) or not isinstance(record.get("columns"), list) or not record["columns"]:
         return False
     columns, names = record["columns"], record.get("names")
@@ -122,7 +108,7 @@ def split_scored(flow: Flow, run: str | os.PathLike, x: np.ndarray, names: list[
 def recorded_x_names(run: str | os.PathLike) -> list[str] | None:
     """The header names of x's columns in the training file (config.json), None without a header."""
     try:
-        data = _run_config(run)[1].get("data")
+        data = (RunFolder.of(run).record() or {}).get("data")
     except FlowforgeError:
         return None  # read_record names a broken config where the context needs it
     names = data.get("x_names") if isinstance(data, dict) else None
