@@ -84,7 +84,7 @@ def check_run(
     """Measure a run's model (float32 or float64 throughout) and write RUN/check.json."""
     if dtype not in ("float32", "float64"):
         raise FlowforgeError(f"dtype must be float32 or float64, got {dtype!r}")
-    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    folder = RunFolder.of(run)
     flow = load(run).to(getattr(torch, dtype))
     x, context, source = _given(flow, run, data_path) if data_path is not None else _held_out(flow, folder)
     if tuple(x.shape[1:]) != flow.event_shape:
@@ -99,7 +99,7 @@ def check_run(
         problems.append(f"round-trip error {health.round_trip_max:.3g} > tolerance {tolerance:g}")
     if not health.logdet_gap_max <= logdet_tolerance:
         problems.append(f"log-det gap {health.logdet_gap_max:.3g} nats > tolerance {logdet_tolerance:g}")
-    result = CheckResult(health, source, tuple(problems), folder / "check.json")
+    result = CheckResult(health, source, tuple(problems), folder.path / "check.json")
     record = {"run": os.fspath(run), "data": source, "tolerance": tolerance, "logdet_tolerance": logdet_tolerance,
               "passed": result.passed, "problems": list(problems), **health.to_dict()}
     atomic_write_text(result.path, json.dumps(_finite(record), indent=2) + "\n")
@@ -113,10 +113,9 @@ def _given(flow: Flow, run: str | os.PathLike, path: str | os.PathLike) -> tuple
     return (*split_scored(flow, run, *data.read_csv_with_header(path), path), os.fspath(path))
 
 
-def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """The run's test split, cut again from its config exactly as `train` cut it."""
-    run_folder = RunFolder(folder)
-    resolved = run_folder.record()
+def _held_out(flow: Flow, run_folder: RunFolder) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The run's test split, cut again from its config by the functions `train` cut it with."""
+    folder, resolved = run_folder.path, run_folder.record()
     if resolved is None:
         raise FlowforgeError(f"{folder} has no config.json to regenerate the held-out split from; pass --data FILE")
     config, recorded = run_folder.config(resolved), resolved.get("data", {})
@@ -127,7 +126,7 @@ def _held_out(flow: Flow, folder: Path) -> tuple[np.ndarray, np.ndarray | None, 
         test = load_image_split(config)[1]
         _check_rows(recorded, len(test), config, folder)
         return test, None, f"held-out split of {config.data} ({len(test)} rows)"
-    table = load_split(config)  # as train cut it; a large .npy file stays on disk
+    table = load_split(config)  # a large .npy file stays on disk
     _check_rows(recorded, len(table.test), config, folder)
     test, context = table.test_in_memory(STREAMED_CHECK_ROWS)
     if not isinstance(table.test, NpyRows):

@@ -85,6 +85,8 @@ class ImageRun:
 
     def __init__(self, config: TrainConfig, resume: Resume | None = None) -> None:
         self.config = with_image_defaults(config) if resume is None else config
+
+    def load(self) -> None:
         self.train, self.test, self.levels = load_image_split(self.config)
         self.train_context = None
 

@@ -39,9 +39,12 @@ class TableRun:
     """A table's run: its split (and small-table defaults), model, config.json record, metrics and plots."""
 
     def __init__(self, config: TrainConfig, resume: Resume | None = None) -> None:
-        self.table = load_split(config)
-        self.config = with_small_data_defaults(config, len(self.table.train))
-        self.resume = resume
+        self.config, self.resume = config, resume
+
+    def load(self) -> None:
+        """Cut the table; a small one changes the default model."""
+        self.table = load_split(self.config)
+        self.config = with_small_data_defaults(self.config, len(self.table.train))
         self.train, self.train_context = self.table.train, self.table.train_context
 
     def build_model(self) -> Flow:

@@ -52,10 +52,11 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     trains its shard of each batch and rank 0 alone writes the folder.
     """
     device = _device(config)
-    run = _kind(config)(config, resume)
+    run = _kind(config)(config, resume)  # an image run's defaults, threads among them
+    if run.config.threads is not None:
+        torch.set_num_threads(run.config.threads)
+    run.load()
     config = run.config
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the model's initial weights
     flow = run.build_model()
     folder = RunFolder(resume.folder) if resume is not None else RunFolder.claim(config)
