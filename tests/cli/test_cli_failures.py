@@ -11,7 +11,7 @@ import pytest
 
 from flowforge.cli import main
 
-from .helpers import TINY_TRAIN, one_line_error
+from ..helpers import TINY_TRAIN, one_line_error
 
 
 @pytest.fixture(scope="module")

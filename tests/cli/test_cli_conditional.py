@@ -16,7 +16,7 @@ from flowforge.cli import main
 from flowforge.cli.config import TrainConfig
 from flowforge.errors import FlowforgeError
 
-from .helpers import one_line_error
+from ..helpers import one_line_error
 
 TINY = ["--steps", "20", "--layers", "2", "--hidden", "16", "16", "--batch-size", "64", "--patience", "0", "--no-progress"]
 
@@ -170,7 +170,7 @@ def test_a_config_with_a_malformed_context_entry_is_named(entry: str, run: Path,
 
 
 def test_readme_conditional_commands_run(tmp_path, monkeypatch, capsys) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = readme.split("### Conditional flows", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     for line in block.strip().splitlines():

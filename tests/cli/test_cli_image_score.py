@@ -11,7 +11,7 @@ from flowforge.cli import main
 from flowforge.cli.score import score_file
 from flowforge.errors import FlowforgeError
 
-from .helpers import one_line_error
+from ..helpers import one_line_error
 
 TINY = ["--steps", "2", "--layers", "1", "--hidden", "8", "--batch-size", "32", "--threads", "1", "--no-progress"]
 

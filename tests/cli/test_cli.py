@@ -17,7 +17,7 @@ from flowforge.cli import main
 from flowforge.cli.config import TrainConfig
 from flowforge.cli.run_folder import default_folder
 
-from .helpers import one_line_error
+from ..helpers import one_line_error
 
 TINY = ["--data", "moons", "--n", "500", "--steps", "30", "--layers", "2", "--hidden", "16", "16", "--batch-size", "128", "--no-progress"]
 
@@ -260,7 +260,7 @@ def test_console_script_error_is_one_line() -> None:
 
 
 def test_readme_python_quickstart_runs(tmp_path, monkeypatch) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(code.strip().splitlines()) <= 10 and "steps=1000" in code
     monkeypatch.chdir(tmp_path)

@@ -18,7 +18,7 @@ from flowforge.cli.config import TrainConfig
 from flowforge.errors import FlowforgeError
 from flowforge.train.rows import NpyRows
 
-from .helpers import launch, write_normal_npy
+from ..helpers import launch, write_normal_npy
 
 TINY = ["--steps", "12", "--layers", "2", "--hidden", "8", "--batch-size", "64", "--threads", "1", "--no-progress"]
 
