@@ -40,8 +40,7 @@ def rows_to_keep(schema: Schema, df: pd.DataFrame, encoded: Encoded, missing: st
 def split(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled (train, validation) row indices; at least one validation row from 5 rows on."""
     order = np.random.default_rng(seed).permutation(rows)
-    held = int(round(fraction * rows)) if rows >= 5 else 0
-    held = max(held, 1) if rows >= 5 else 0
+    held = max(round(fraction * rows), 1) if rows >= 5 else 0
     return order[held:], order[:held]
 
 
