@@ -73,11 +73,16 @@ def test_unseen_levels_and_values_outside_the_support_get_minus_inf_with_a_warni
     assert np.isneginf(logp[[1, 3, 4]]).all() and np.isfinite(logp[[0, 2, 5]]).all()
 
 
-def test_blank_cells_give_nan_with_a_warning() -> None:
+def test_blank_continuous_cells_give_nan_and_blank_categories_their_exact_marginal() -> None:
     rows = with_blanks(mixed(10))
-    with pytest.warns(UserWarning, match="blank cells get NaN"):
+    with pytest.warns(UserWarning) as record:
         logp = fitted().log_prob(rows)
-    assert np.isnan(logp[[0, 1, 2, 5, 6]]).all() and np.isfinite(np.delete(logp, [0, 1, 2, 5, 6])).all()
+    text = " ".join(str(w.message) for w in record)
+    assert "3 rows with blank continuous cells get NaN, e.g. rows [0, 1, 2]" in text
+    assert "2 rows with blank categorical cells get the exact marginal" in text
+    assert np.isnan(logp[[0, 1, 2]]).all() and np.isfinite(np.delete(logp, [0, 1, 2])).all()
+    filled = [fitted().log_prob(mixed(10).iloc[5:7].assign(colour=c)) for c in ("red", "green", "blue")]
+    np.testing.assert_allclose(logp[5:7], np.logaddexp.reduce(filled, axis=0), rtol=1e-6)
 
 
 def test_a_column_of_another_type_when_scoring_is_a_named_error() -> None:
@@ -119,3 +124,8 @@ def test_loading_a_folder_without_a_model_is_a_named_error(tmp_path) -> None:
 def test_unfitted_model_is_a_named_error() -> None:
     with pytest.raises(FlowforgeError, match="not fitted"):
         TableFlow().sample(3)
+
+
+def test_a_rows_score_does_not_depend_on_the_rows_scored_with_it() -> None:
+    rows = mixed(20, seed=9)
+    np.testing.assert_array_equal(fitted().log_prob(rows)[5:8], fitted().log_prob(rows.iloc[5:8]))

@@ -24,8 +24,9 @@ from ..train import fit
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
-from .latent import from_latents, has_dequantised, mean_exp, noise, to_latents
+from .latent import from_latents
 from .schema import Schema
+from .scoring import score
 from .training import SMALL_TABLE_ROWS, copies_for, flow_data, rows_to_keep, split
 
 
@@ -134,36 +135,12 @@ class TableFlow:
 
     @torch.no_grad()
     def log_prob(self, df: pd.DataFrame) -> np.ndarray:
-        """(n,) float64 log p(row) in nats on the original scale: -inf (with a warning naming the
-        rows) for unseen levels or values outside a support, NaN (with a warning) for rows with
-        blank modelled cells. Dequantised columns make it a lower bound (see metrics)."""
+        """(n,) float64 log p(row) in nats on the original scale (scoring.py): -inf for unseen levels
+        or values outside a support, the exact marginal over blank categorical cells, NaN for blank
+        continuous cells, each with a warning naming the rows. Dequantised columns make it a lower
+        bound in expectation (metrics["likelihood"])."""
         self._check_fitted()
-        encoded = encode(self.schema, df)
-        result = np.full(len(df), np.nan)
-        valid = ~encoded.missing & ~encoded.outside
-        result[encoded.outside & ~encoded.missing] = -np.inf
-        for label, rows in (("outside the model's support (unseen level or value)", encoded.outside), ("blank cells", encoded.missing)):
-            if rows.any():
-                warnings.warn(f"log_prob: {int(rows.sum())} rows with {label} get {'NaN' if 'blank' in label else '-inf'}, "
-                              f"e.g. rows {list(df.index[rows][:10])}", stacklevel=2)
-        if valid.any():
-            result[valid] = self._log_prob(encoded.codes[valid], encoded.continuous[valid])
-        return result
-
-    def _log_prob(self, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
-        codes = torch.from_numpy(codes_np)
-        total = self.discrete.log_prob(codes).double()
-        if self.flow is not None:
-            hot = one_hot(codes, self.discrete.sizes)
-            context = hot if hot.shape[1] else None
-            samples = self.samples if has_dequantised(self.schema) else 1
-            u = noise(self.schema, len(x_np), samples, torch.Generator().manual_seed(self.seed + 1))
-            logs = []
-            for s in range(samples):
-                y, logabsdet = to_latents(self.schema, torch.from_numpy(x_np) + u[s])
-                logs.append(self.flow.log_prob(y.float(), context).double() + logabsdet)
-            total = total + mean_exp(torch.stack(logs))
-        return total.numpy()
+        return score(self, df)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
