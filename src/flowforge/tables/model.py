@@ -27,12 +27,13 @@ from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
-from .training import SMALL_TABLE_ROWS, copies_for, flow_data, rows_to_keep, split
+from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split
 
 
 @dataclass(frozen=True)
 class TableOptions:
-    """TableFlow's options (JSON in a saved model). `hidden`/`layers` None: chosen from the rows."""
+    """TableFlow's options (JSON in a saved model). `hidden`, `layers`, `lr`, `steps` None: chosen
+    from the training rows (training.py)."""
 
     model: str = "nsf"
     seed: int = 0
@@ -40,7 +41,7 @@ class TableOptions:
     missing: str = "drop"
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     batch_size: int = 256
     val_fraction: float = 0.15
     patience: int = 20
@@ -58,7 +59,7 @@ class TableFlow:
     missing: str = "drop"
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     batch_size: int = 256
     val_fraction: float = 0.15
     patience: int = 20
@@ -113,13 +114,15 @@ class TableFlow:
         y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
         self.flow = self._build_flow(x.shape[1], len(train))
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
-        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=self.lr,
+        lr = self.lr or default_lr(len(train))
+        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
                       seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
         self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
                                 "start_val_nll": history.val_nll[0] if history.val_nll else None,
-                                "stayed_at_gaussian": stayed, "dequantised_copies": copies}
+                                "stayed_at_gaussian": stayed, "dequantised_copies": copies, "lr": lr,
+                                "model": self.flow.spec}
         if stayed:
             self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the starting "
                                            "Gaussian, so the flow kept its initial (Gaussian) weights")
