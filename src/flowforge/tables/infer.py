@@ -63,6 +63,8 @@ def _levels(values: pd.Series) -> tuple[Any, ...]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return tuple(_python(v) for v in values.cat.categories if (values == v).any())
     unique = [_python(v) for v in values.unique()]
+    if all(isinstance(v, float) and v.is_integer() for v in unique):
+        unique = [int(v) for v in unique]  # whole numbers read as floats because of blank cells
     if len({type(v) for v in unique}) > 1 and not all(isinstance(v, (int, float, bool)) for v in unique):
         unique = [str(v) for v in unique]
     return tuple(sorted(unique))
