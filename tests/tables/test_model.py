@@ -129,3 +129,10 @@ def test_unfitted_model_is_a_named_error() -> None:
 def test_a_rows_score_does_not_depend_on_the_rows_scored_with_it() -> None:
     rows = mixed(20, seed=9)
     np.testing.assert_allclose(fitted().log_prob(rows)[5:8], fitted().log_prob(rows.iloc[5:8]), rtol=1e-12)
+
+
+def test_too_few_complete_rows_is_a_named_error_and_staying_at_the_gaussian_is_said() -> None:
+    with pytest.raises(FlowforgeError, match="only 4 complete rows"):
+        TableFlow(**TINY).fit(pd.DataFrame({"a": [1.5, 2.5, 3.1, 0.2, np.nan], "c": ["x", "y", "x", "y", "x"]}))
+    model = TableFlow(steps=5, layers=1, hidden=(8,), lr=1e-9).fit(pd.DataFrame({"a": np.random.default_rng(0).normal(size=40)}))
+    assert model.metrics["flow"]["stayed_at_gaussian"] and "full-covariance Gaussian" in model.metrics["flow"]["why"]

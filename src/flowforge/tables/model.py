@@ -124,8 +124,9 @@ class TableFlow:
                                 "stayed_at_gaussian": stayed, "dequantised_copies": copies, "lr": lr,
                                 "model": self.flow.spec}
         if stayed:
-            self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the starting "
-                                           "Gaussian, so the flow kept its initial (Gaussian) weights")
+            start = "full-covariance" if len(train) < SMALL_TABLE_ROWS else "per-column"
+            self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the flow's start, "
+                                           f"the {start} Gaussian fitted to the rows, so the flow kept it")
 
     def _likelihood_kind(self) -> dict[str, Any]:
         dequantised = [c.name for c in self.schema.continuous if c.kind in ("integer", "datetime")]

@@ -14,6 +14,7 @@ from .latent import has_dequantised, noise, to_latents
 from .schema import Schema
 
 SMALL_TABLE_ROWS = 2000  # fewer training rows: the flow's first layer whitens (it starts at the fitted Gaussian)
+MIN_ROWS = 5  # complete rows needed: at least one is held out for validation
 SLOW_LR_ROWS = 300  # fewer training rows: the flow learns at 3e-4 rather than 1e-3
 COPIES_ROWS = 4000  # dequantised tables smaller than this see each row several times, with fresh noise
 
@@ -33,15 +34,16 @@ def rows_to_keep(schema: Schema, df: pd.DataFrame, encoded: Encoded, missing: st
         warnings.warn(f"missing='drop': {int(encoded.missing.sum())} of {len(df)} rows have blank cells and are left out "
                       f"(blank cells per column: {counts})", stacklevel=3)
     keep = ~encoded.missing
-    if keep.sum() < 2:
-        raise FlowforgeError(f"only {int(keep.sum())} complete rows: too few to fit a table model")
+    if keep.sum() < MIN_ROWS:
+        raise FlowforgeError(f"only {int(keep.sum())} complete rows: a table model needs at least {MIN_ROWS} "
+                             "(some are held out to decide when to stop training)")
     return keep
 
 
 def split(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (train, validation) row indices; at least one validation row from 5 rows on."""
+    """Shuffled (train, validation) row indices, at least one of each."""
     order = np.random.default_rng(seed).permutation(rows)
-    held = max(round(fraction * rows), 1) if rows >= 5 else 0
+    held = min(max(round(fraction * rows), 1), rows - 1)
     return order[held:], order[:held]
 
 
