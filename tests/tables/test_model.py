@@ -136,3 +136,17 @@ def test_too_few_complete_rows_is_a_named_error_and_staying_at_the_gaussian_is_s
         TableFlow(**TINY).fit(pd.DataFrame({"a": [1.5, 2.5, 3.1, 0.2, np.nan], "c": ["x", "y", "x", "y", "x"]}))
     model = TableFlow(steps=5, layers=1, hidden=(8,), lr=1e-9).fit(pd.DataFrame({"a": np.random.default_rng(0).normal(size=40)}))
     assert model.metrics["flow"]["stayed_at_gaussian"] and "full-covariance Gaussian" in model.metrics["flow"]["why"]
+
+
+def test_missing_level_models_blank_categories_as_a_level_of_their_own() -> None:
+    df = with_blanks(mixed(200))
+    df.loc[df.index[10:60], "colour"] = None  # a quarter of the colours blank: the samples show it
+    with pytest.warns(UserWarning, match=r"missing='level': 3 of 200 rows .*\{'height': 3\}"):
+        model = TableFlow(missing="level", **TINY).fit(df)
+    assert model.schema["colour"].levels == ("blue", "green", "red", None)
+    sample = model.sample(400, seed=0)
+    assert 0 < sample["colour"].isna().sum() < 400 and set(sample["colour"].dropna()) <= {"red", "green", "blue"}
+    logp = model.log_prob(df.iloc[10:13])
+    assert np.isfinite(logp).all()
+    with pytest.raises(FlowforgeError, match="missing='impute'"):
+        TableFlow(missing="impute").fit(df)

@@ -27,7 +27,7 @@ from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
-from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split
+from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class TableFlow:
     def fit(self, df: pd.DataFrame) -> TableFlow:
         started = time.perf_counter()
         self.schema = self.schema or infer_schema(df)
+        if self.missing == "level":
+            self.schema = with_blank_levels(self.schema, df)
         left_out = [f"{c.name} ({c.kind})" for c in self.schema.of_kinds(("identifier", "constant"))]
         if left_out:
             warnings.warn(f"left out of the model: {', '.join(left_out)}", stacklevel=2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,24 +15,26 @@ from .latent import has_dequantised, noise, to_latents
 from .schema import Schema
 
 SMALL_TABLE_ROWS = 2000  # fewer training rows: the flow's first layer whitens (it starts at the fitted Gaussian)
+MISSING = ("drop", "level")
 MIN_ROWS = 5  # complete rows needed: at least one is held out for validation
 SLOW_LR_ROWS = 300  # fewer training rows: the flow learns at 3e-4 rather than 1e-3
 COPIES_ROWS = 4000  # dequantised tables smaller than this see each row several times, with fresh noise
 
 
 def rows_to_keep(schema: Schema, df: pd.DataFrame, encoded: Encoded, missing: str) -> np.ndarray:
-    """Rows to train on: missing="drop" drops rows with a blank modelled cell and says how many,
-    per column; rows outside a declared support are an error naming them."""
-    if missing != "drop":
-        raise FlowforgeError(f"missing={missing!r}: only 'drop' is supported")
+    """Rows to train on: rows with a blank modelled cell are dropped, saying how many per column
+    (with missing="level", blank categorical cells are a level and only blank continuous cells
+    drop a row); rows outside a declared support are an error naming them."""
+    if missing not in MISSING:
+        raise FlowforgeError(f"missing={missing!r}: choose from {', '.join(MISSING)}")
     if encoded.outside.any():
         rows = list(df.index[encoded.outside][:10])
         raise FlowforgeError(f"{int(encoded.outside.sum())} training rows lie outside the schema (unseen levels or values "
                              f"outside a declared support), e.g. rows {rows}")
     if encoded.missing.any():
-        modelled = [c.name for c in schema.columns if c.kind not in ("identifier",)]
+        modelled = [c.name for c in schema.columns if c.kind != "identifier" and None not in c.levels]
         counts = {name: int(n) for name, n in df[modelled].isna().sum().items() if n}
-        warnings.warn(f"missing='drop': {int(encoded.missing.sum())} of {len(df)} rows have blank cells and are left out "
+        warnings.warn(f"missing={missing!r}: {int(encoded.missing.sum())} of {len(df)} rows have blank cells and are left out "
                       f"(blank cells per column: {counts})", stacklevel=3)
     keep = ~encoded.missing
     if keep.sum() < MIN_ROWS:
@@ -66,3 +69,10 @@ def default_lr(rows: int) -> float:
     (1e-3 -> 3e-4): iris 2.78 -> 2.57, faithful 4.50 -> 4.31, mtcars 21.82 -> 21.67, airquality
     21.76 -> 21.73; but Boston (404 training rows) 29.58 -> 30.77."""
     return 3e-4 if rows < SLOW_LR_ROWS else 1e-3
+
+
+def with_blank_levels(schema: Schema, df: pd.DataFrame) -> Schema:
+    """missing="level": each categorical column with blank cells in df gets the level None."""
+    columns = [replace(c, levels=c.levels + (None,)) if c.kind == "categorical" and None not in c.levels and df[c.name].isna().any()
+               else c for c in schema.columns]
+    return Schema(columns)
