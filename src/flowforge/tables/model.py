@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,28 +29,29 @@ from .schema import Schema
 from .scoring import score
 from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
-
-@dataclass(frozen=True)
-class TableOptions:
-    """TableFlow's options (JSON in a saved model). `hidden`, `layers`, `lr`, `steps` None: chosen
-    from the training rows (training.py)."""
-
-    model: str = "nsf"
-    seed: int = 0
-    steps: int | None = None
-    missing: str = "drop"
-    layers: int | None = None
-    hidden: tuple[int, ...] | None = None
-    lr: float | None = None
-    batch_size: int = 256
-    val_fraction: float = 0.15
-    patience: int = 20
-    samples: int = 16  # dequantisation draws per row when scoring
+OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
 
 @dataclass
 class TableFlow:
-    """Fit, sample and score a pandas DataFrame (see the module docstring for the model)."""
+    """Fit, sample and score a pandas DataFrame (the model: this module's docstring).
+
+    Args:
+        schema: the columns' kinds; None infers them from the table given to fit (infer_schema).
+        model: the flowforge builder of the continuous part (flowforge.MODELS), with
+            context_features = the categories' one-hots.
+        seed: the validation split, initial weights, dequantisation noise and training order.
+        steps: training steps of each part (None: 1000), early-stopped on held-out rows.
+        missing: "drop" rows with blank cells (their counts, per column, in a warning), or
+            "level": blank categorical cells are a level of their own (blank numbers still drop).
+        layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
+            training rows and 128x128 above, lr from training.default_lr).
+        batch_size, val_fraction, patience: as in flowforge.fit.
+        samples: dequantisation draws per row when scoring integer and date columns.
+
+    After fit, `metrics` says whether log_prob is exact or a lower bound (dequantised columns),
+    whether the flow moved from its starting Gaussian (and why not), rows used and dropped, time.
+    """
 
     schema: Schema | None = None
     model: str = "nsf"
@@ -67,8 +68,11 @@ class TableFlow:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def options(self) -> TableOptions:
-        return TableOptions(**{k: getattr(self, k) for k in TableOptions.__dataclass_fields__})
+    def options(self) -> dict[str, Any]:
+        """The constructor's arguments but the schema, as JSON stores them."""
+        options = {k: getattr(self, k) for k in OPTIONS}
+        options["hidden"] = list(options["hidden"]) if options["hidden"] else None
+        return options
 
     def fit(self, df: pd.DataFrame) -> TableFlow:
         started = time.perf_counter()
@@ -186,9 +190,3 @@ class TableFlow:
         from .storage import load_table
 
         return load_table(folder)
-
-
-def options_json(model: TableFlow) -> dict[str, Any]:
-    options = asdict(model.options)
-    options["hidden"] = list(options["hidden"]) if options["hidden"] else None
-    return options
