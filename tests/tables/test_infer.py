@@ -2,9 +2,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowforge.errors import FlowforgeError
 from flowforge.tables import Schema, infer_schema
+from flowforge.tables.encode import encode
 from flowforge.tables.infer import parse_overrides
 
 from .frames import mixed, with_blanks
@@ -60,3 +63,22 @@ def test_every_bad_column_is_named_in_one_error() -> None:
 def test_a_table_that_is_not_a_dataframe_is_refused() -> None:
     with pytest.raises(FlowforgeError, match="DataFrame"):
         infer_schema(np.zeros((3, 2)))
+
+
+COLUMN_VALUES = {
+    "real": st.floats(-1e6, 1e6, allow_nan=False),
+    "whole": st.integers(-1000, 1000),
+    "text": st.sampled_from(["a", "b", "c", "d"]),
+    "flag": st.booleans(),
+    "positive": st.floats(1e-6, 1e6),
+}
+
+
+@settings(max_examples=30)
+@given(data=st.data(), rows=st.integers(5, 30), kinds=st.lists(st.sampled_from(sorted(COLUMN_VALUES)), min_size=1, max_size=5))
+def test_an_inferred_schema_accepts_the_table_it_came_from(data, rows: int, kinds: list[str]) -> None:
+    df = pd.DataFrame({f"c{i}": data.draw(st.lists(COLUMN_VALUES[k], min_size=rows, max_size=rows)) for i, k in enumerate(kinds)})
+    schema = infer_schema(df)
+    encoded = encode(schema, df)
+    assert not encoded.outside.any() and not encoded.missing.any()
+    assert Schema.from_json(schema.to_json()) == schema
