@@ -86,9 +86,10 @@ class TableFlow:
         keep = rows_to_keep(self.schema, df, encoded, self.missing)
         codes, x = torch.from_numpy(encoded.codes[keep]), encoded.continuous[keep]
         train, val = split(len(x), self.val_fraction, self.seed)
-        torch.manual_seed(self.seed)
-        self._fit_discrete(codes, train, val)
-        self._fit_continuous(x, codes, train, val)
+        with torch.random.fork_rng():  # the caller's random state is left as it was
+            torch.manual_seed(self.seed)
+            self._fit_discrete(codes, train, val)
+            self._fit_continuous(x, codes, train, val)
         self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
                             fit_seconds=round(time.perf_counter() - started, 2))
         return self
