@@ -27,7 +27,7 @@ from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
-from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
+from .training import MISSING, SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
@@ -76,6 +76,8 @@ class TableFlow:
 
     def fit(self, df: pd.DataFrame) -> TableFlow:
         started = time.perf_counter()
+        if self.missing not in MISSING:
+            raise FlowforgeError(f"missing={self.missing!r}: choose from {', '.join(MISSING)}")
         self.schema = self.schema or infer_schema(df)
         if self.missing == "level":
             self.schema = with_blank_levels(self.schema, df)

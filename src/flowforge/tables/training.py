@@ -39,8 +39,6 @@ def rows_to_keep(schema: Schema, df: pd.DataFrame, encoded: Encoded, missing: st
     """Rows to train on: rows with a blank modelled cell are dropped, saying how many per column
     (with missing="level", blank categorical cells are a level and only blank continuous cells
     drop a row); rows outside a declared support are an error naming them."""
-    if missing not in MISSING:
-        raise FlowforgeError(f"missing={missing!r}: choose from {', '.join(MISSING)}")
     if encoded.outside.any():
         rows = list(df.index[encoded.outside][:10])
         raise FlowforgeError(f"{int(encoded.outside.sum())} training rows lie outside the schema (unseen levels or values "
