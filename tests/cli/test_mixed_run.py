@@ -40,7 +40,7 @@ def table_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_train_on_a_mixed_table_writes_its_schema_and_a_likelihood(table_run, capsys) -> None:
-    place, folder = table_run
+    _, folder = table_run
     record = json.loads((folder / "config.json").read_text())
     kinds = {c["name"]: c["kind"] for c in record["schema"]["columns"]}
     assert record["kind"] == "table"

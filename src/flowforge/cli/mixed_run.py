@@ -29,7 +29,7 @@ from ..errors import FlowforgeError
 from ..tables import Schema, TableFlow, infer_schema
 from ..tables.files import read_table
 from .config import TrainConfig
-from .run_folder import RunFolder, file_sha256, to_json
+from .run_folder import RunFolder, file_sha256
 from .training import RunResult
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
@@ -132,7 +132,7 @@ def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.D
     flow = fitted.get("flow", {})
     return {
         "test_nll": float(-log_prob[scored].mean()) if scored.any() else None,
-        "n_test": int(len(test)), "n_test_scored": int(scored.sum()), "n_train": int(len(train)),
+        "n_test": len(test), "n_test_scored": int(scored.sum()), "n_train": len(train),
         "likelihood": fitted.get("likelihood"), "dequantised": fitted.get("dequantised", []),
         "rows_dropped_for_missing": fitted.get("rows_dropped", 0),
         "missing_cells": {str(c): int(n) for c, n in df.isna().sum().items() if n},

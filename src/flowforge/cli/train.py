@@ -13,8 +13,8 @@ from ..flows import MODELS
 from ..flows.builders import MEMORY
 from .argparse_internals import Subcommands
 from .config import TrainConfig
-from .options import FRACTION, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .mixed_run import is_table_run, report_table_run, train_table_run, wants_table_run
+from .options import FRACTION, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .report import finish
 from .resume import prepare_resume
 from .training import train_run
