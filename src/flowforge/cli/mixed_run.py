@@ -145,10 +145,10 @@ def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.D
 
 def report_table_run(result: RunResult) -> int:
     m = result.metrics
-    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f}"
+    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f} nats"
     bound = " (a lower bound: dequantised " + ", ".join(m["dequantised"]) + ")" if m["likelihood"] == "lower bound" else ""
     print(f"run folder: {result.folder}")
-    print(f"test_nll: {test_nll} nats{bound} ({m['n_test_scored']} of {m['n_test']} held-out rows scored; "
+    print(f"test_nll: {test_nll}{bound} ({m['n_test_scored']} of {m['n_test']} held-out rows scored; "
           f"fit in {m['train_seconds']:.1f} s)")
     if m["rows_dropped_for_missing"]:
         print(f"rows with blank cells left out of training: {m['rows_dropped_for_missing']} "
