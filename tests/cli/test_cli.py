@@ -267,3 +267,12 @@ def test_readme_python_quickstart_runs(tmp_path, monkeypatch) -> None:
     (tmp_path / "quickstart.py").write_text(code.replace("steps=1000", "steps=20"))  # the same code, a shorter run
     runpy.run_path(str(tmp_path / "quickstart.py"))
     assert flowforge.load(tmp_path / "moons.pt").event_shape == (2,)
+
+
+def test_test_fraction_0_trains_on_every_row(tmp_path, capsys) -> None:
+    """A user with a test file of their own keeps every row for training."""
+    assert main(["train", *TINY, "--test-fraction", "0", "--out", str(tmp_path / "run")]) == 0
+    assert "test_nll: n/a (0 held-out rows" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["n_test"] == 0 and metrics["n_train"] == 500 and metrics["test_nll"] is None
+    assert (tmp_path / "run" / "plots" / "samples.png").is_file()

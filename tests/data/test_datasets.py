@@ -66,10 +66,15 @@ def test_split_keeps_a_row_on_each_side() -> None:
     assert len(train) == 1 and len(test) == 2
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, float("nan")])
+@pytest.mark.parametrize("fraction", [1.0, -0.1, float("nan")])
 def test_split_rejects_bad_fractions(fraction: float) -> None:
-    with pytest.raises(FlowforgeError, match="test_fraction must lie strictly between 0 and 1"):
+    with pytest.raises(FlowforgeError, match=r"test_fraction must lie in \[0, 1\)"):
         split(np.zeros((10, 2)), fraction)
+
+
+def test_a_test_fraction_of_0_keeps_every_row_for_training() -> None:
+    train, test = split(np.arange(10.0)[:, None], 0.0)
+    assert len(test) == 0 and sorted(train[:, 0]) == list(range(10))
 
 
 def test_split_needs_two_rows() -> None:

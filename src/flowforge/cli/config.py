@@ -95,8 +95,8 @@ class TrainConfig:
             check_int("hidden", width, minimum=1)
         if not _is_number(self.lr) or not self.lr > 0:
             raise FlowforgeError(f"lr must be a positive number, got {self.lr!r}")
-        if not _is_number(self.test_fraction) or not 0 < self.test_fraction < 1:
-            raise FlowforgeError(f"test_fraction must be between 0 and 1 (exclusive), got {self.test_fraction!r}")
+        if not _is_number(self.test_fraction) or not 0 <= self.test_fraction < 1:
+            raise FlowforgeError(f"test_fraction must be in [0, 1), got {self.test_fraction!r}")
         if not _is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
             raise FlowforgeError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if not isinstance(self.data, str) or not self.data:

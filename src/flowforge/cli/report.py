@@ -28,8 +28,8 @@ def finish(result: RunResult, list_plots: bool = False) -> int:
 
 def _report(result: RunResult) -> None:
     m = result.metrics
-    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f}"
+    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f} nats"
     print(f"run folder: {result.folder}")
-    print(f"test_nll: {test_nll} nats ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
+    print(f"test_nll: {test_nll} ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
     if m.get("test_bpd") is not None:
         print(f"test_bpd: {m['test_bpd']:.4f} bits/dim on the pixel scale")

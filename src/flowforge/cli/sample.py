@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import FlowforgeError
 from ..train.checkpoint import load
 from .argparse_internals import Subcommands
 from .conditional import recorded_x_names, sample_context
+from .mixed_run import is_table_run, sample_table_run
 from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, numbers
 from .output import check_suffix, write_array
 
@@ -35,6 +37,10 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
 
 
 def sample(args: argparse.Namespace) -> int:
+    if is_table_run(args.run):
+        if args.context is not None or args.context_file is not None or args.temperature != 1.0:
+            raise FlowforgeError(f"{args.run} is a run on a mixed table: it takes -n, --seed and --out only")
+        return sample_table_run(args.run, args.n, args.seed, args.out)
     check_suffix(args.out)
     x = sample_run(args.run, args.n, temperature=args.temperature, seed=args.seed, context=args.context, context_file=args.context_file)
     if x.ndim > 2 and not (args.out and Path(args.out).suffix.lower() == ".npy"):

@@ -19,6 +19,7 @@ from ..flows import Flow
 from ..train.checkpoint import load
 from .argparse_internals import Subcommands
 from .conditional import split_scored
+from .mixed_run import is_table_run, score_table_file
 from .output import check_suffix, write_array
 
 
@@ -34,14 +35,16 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
 
 def score(args: argparse.Namespace) -> int:
     check_suffix(args.out)
-    log_prob = score_file(args.run, args.data)
+    log_prob = score_table_file(args.run, args.data) if is_table_run(args.run) else score_file(args.run, args.data)
     write_array(log_prob[:, None], args.out, ["log_prob"])
-    infinite = ~np.isfinite(log_prob)
+    blank = np.isnan(log_prob)  # a mixed table's rows with blank numeric cells: TableFlow's warning names them
+    infinite = np.isinf(log_prob)
     if infinite.any():  # a density of 0, or one that overflows float32: far outside the training data
         warnings.warn(f"{args.data}: {int(infinite.sum())} of {len(log_prob)} rows score -inf (the first is data row {int(np.flatnonzero(infinite)[0]) + 1}, from 1 without the header); "
                       "their values lie far outside the data the model was trained on, or outside a layer's support", RuntimeWarning, stacklevel=2)
-    nll = -float(np.mean(log_prob))
-    summary = f"mean NLL: {nll:{'.4f' if abs(nll) < 1e9 else '.4g'}} nats over {len(log_prob)} rows"
+    nll = -float(np.mean(log_prob[~blank])) if (~blank).any() else float("nan")
+    over = f"{len(log_prob)} rows" if not blank.any() else f"the {int((~blank).sum())} of {len(log_prob)} rows without blank cells"
+    summary = f"mean NLL: {nll:{'.4f' if abs(nll) < 1e9 else '.4g'}} nats over {over}"
     print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
     return 0
 

@@ -76,7 +76,13 @@ class TableRun:
 
     def draw(self, plots: Path, flow: Flow, history: History, seed: int) -> None:
         test, test_context = self.table.test_in_memory(PLOT_ROWS)
+        if not len(test):  # --test-fraction 0: the plots show training rows
+            test, test_context = self.table.train[:PLOT_ROWS], _head(self.table.train_context, PLOT_ROWS)
         write_plots(plots, flow, history, test, seed=seed, context=test_context)
+
+
+def _head(rows: Any, limit: int) -> Any:
+    return None if rows is None else rows[:limit]
 
 
 def table_metrics(flow: Flow, history: History, train: Any, test: Any, test_context: Any = None) -> dict[str, Any]:
@@ -84,7 +90,7 @@ def table_metrics(flow: Flow, history: History, train: Any, test: Any, test_cont
     .npy file streamed from disk: the test NLL is then read from disk a batch at a time."""
     tail = history.train_nll[-max(1, len(history.train_nll) // 50):]
     return {
-        "test_nll": finite(mean_nll(flow, test, test_context)),
+        "test_nll": finite(mean_nll(flow, test, test_context)) if len(test) else None,  # --test-fraction 0
         "train_nll": finite(np.mean(tail)) if tail else None,  # mean loss over the last ~2% of steps
         "best_val_nll": finite(history.best_val_nll),
         "best_step": history.best_step,

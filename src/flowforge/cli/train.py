@@ -13,11 +13,13 @@ from ..flows import MODELS
 from ..flows.builders import MEMORY
 from .argparse_internals import Subcommands
 from .config import TrainConfig
-from .options import FRACTION, NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_FLOAT, POSITIVE_INT, SEED
+from .mixed_run import is_table_run, report_table_run, train_table_run, wants_table_run
+from .options import FRACTION, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .report import finish
 from .resume import prepare_resume
 from .training import train_run
 
+MISSING = ("drop", "level")
 RESUME_OPTIONS = ("--steps", "--save-every", "--threads", "--device", "--no-progress")  # what a resumed run may change
 RESUME_APPLIES = f"only {', '.join(RESUME_OPTIONS[:-1])} and {RESUME_OPTIONS[-1]} apply"
 
@@ -32,6 +34,7 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """train's options, with TrainConfig's defaults."""
     _add_model_arguments(p)
+    _add_table_arguments(p)
     _add_run_arguments(p)
     return p
 
@@ -56,12 +59,22 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", "--rows", dest="n", type=POSITIVE_INT, default=d.n,
                    help="rows: toys draw N points (default 20000); digits and files use a random subset of N rows "
                         "(under torchrun write --rows: torchrun takes --n for its own --nnodes)")
-    p.add_argument("--test-fraction", type=OPEN_FRACTION, default=d.test_fraction,
-                   help=f"share of rows held out for the test NLL (default {d.test_fraction})")
+    p.add_argument("--test-fraction", type=FRACTION, default=d.test_fraction,
+                   help=f"share of rows held out for the test NLL, 0 for none (default {d.test_fraction})")
     p.add_argument("--val-fraction", type=FRACTION, default=d.val_fraction,
                    help=f"share of the training rows used for validation, 0 for none (default {d.val_fraction})")
     p.add_argument("--patience", type=NON_NEGATIVE_INT, default=d.patience,
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
+
+
+def _add_table_arguments(p: argparse.ArgumentParser) -> None:
+    kinds = p.add_mutually_exclusive_group()
+    kinds.add_argument("--columns", metavar="NAME:KIND,...",
+                       help="column kinds for a table of mixed columns, overriding the inferred ones: real, positive, "
+                            "bounded(LOW,HIGH), integer, categorical, datetime, identifier, e.g. price:positive,cut:categorical")
+    kinds.add_argument("--schema", metavar="FILE", help="a table's schema as JSON (the 'schema' entry of a table run's config.json)")
+    p.add_argument("--missing", choices=MISSING, default="drop",
+                   help="blank cells of a mixed table: drop their rows from training, with the counts printed, or level: a blank category is a level of its own (blank numbers still drop the row; default drop)")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +99,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     if args.resume is None:
-        return finish(train_run(config_from_args(args)))
+        config = config_from_args(args)
+        if wants_table_run(config, declared=bool(args.columns or args.schema)):
+            return report_table_run(train_table_run(config, args.columns, args.schema, args.missing))
+        if args.columns or args.schema:
+            raise FlowforgeError(f"--columns and --schema are for tables (.csv, .tsv, .parquet files); {config.data} is not one")
+        return finish(train_run(config))
+    if is_table_run(args.resume):
+        raise FlowforgeError(f"{args.resume} is a run on a mixed table; --resume continues numeric and image runs only")
     _check_resume_options(args)
     config, resume = prepare_resume(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads,
                                     progress=False if args.no_progress else None,

@@ -56,10 +56,10 @@ def split(x: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.
 
 def split_indices(rows: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The row indices (train, test) that `split` takes of a table of `rows` rows."""
-    if not 0 < test_fraction < 1:
-        raise FlowforgeError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    if rows < 2:
+    if not 0 <= test_fraction < 1:
+        raise FlowforgeError(f"test_fraction must lie in [0, 1), got {test_fraction}")
+    if rows < 2 and test_fraction > 0:
         raise FlowforgeError(f"cannot split {rows} row(s) into train and test")
-    n_test = min(max(round(test_fraction * rows), 1), rows - 1)
+    n_test = min(max(round(test_fraction * rows), 1), rows - 1) if test_fraction > 0 else 0  # 0: the user holds out a file of their own
     order = np.random.default_rng(seed).permutation(rows)
     return order[n_test:], order[:n_test]

@@ -1,0 +1,184 @@
+"""A run on a table of mixed columns: text categories, counts, positive and bounded amounts,
+dates, blank cells (flowforge.tables.TableFlow), for `train`, `sample` and `score`.
+
+`train` takes this path for a .csv/.tsv/.parquet file when the numeric reader refuses it (a
+category, a date, a blank cell), when its first header cell is empty (a pandas index column),
+or when `--columns`/`--schema` declares column kinds. Purely numeric files keep the numeric path.
+
+    RUN/config.json     the TrainConfig, {"kind": "table"}, the schema and the data's source
+    RUN/table/          the fitted TableFlow (TableFlow.save: JSON + weights, no pickle)
+    RUN/metrics.json    test_nll over the held-out rows that have a finite score, the likelihood's
+                        kind ("exact" or "lower bound" where integers or dates are dequantised),
+                        the rows dropped for blank cells, the missing cells per column
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.datasets import split_indices
+from ..errors import FlowforgeError
+from ..tables import Schema, TableFlow, infer_schema
+from ..tables.files import read_table
+from .config import TrainConfig
+from .run_folder import RunFolder, file_sha256
+from .training import RunResult
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+TABLE_FOLDER = "table"
+# what TableFlow chooses from the table itself unless given on the command line
+TABLE_OPTIONS = {"model": "model", "steps": "steps", "layers": "layers", "hidden": "hidden", "lr": "lr",
+                 "batch_size": "batch_size", "val_fraction": "val_fraction", "patience": "patience"}
+
+
+def wants_table_run(config: TrainConfig, declared: bool) -> bool:
+    """Whether `train` models config.data as a mixed table (see the module docstring)."""
+    path = Path(config.data)
+    if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
+        return False
+    if declared or path.suffix.lower() == ".parquet":
+        return True
+    from .. import data
+
+    try:
+        header = data.read_csv_with_header(path)[1]
+    except FlowforgeError:
+        return True  # not all numbers, or blank cells: the numeric path would stop at the first one
+    return bool(header) and any(not str(name).strip() for name in header)
+
+
+def is_table_run(run: str | os.PathLike) -> bool:
+    """Whether a run folder holds a TableFlow."""
+    record = RunFolder.of(run).record()
+    return bool(record) and record.get("kind") == "table"
+
+
+def train_table_run(config: TrainConfig, columns: str | None = None, schema_file: str | None = None,
+                    missing: str = "drop") -> RunResult:
+    """Read the table, infer (or read) its schema, hold out the test rows, fit a TableFlow, write the run."""
+    if config.context_columns:
+        raise FlowforgeError("--context-columns is for numeric tables; a mixed table's model covers every column")
+    df = _subset(read_table(config.data), config)
+    schema = _schema(df, columns, schema_file)
+    print(schema, file=sys.stderr)
+    train, test = _split(df, config)
+    model = TableFlow(schema=schema, seed=config.seed, missing=missing, **_given_options(config))
+    started = time.perf_counter()
+    model.fit(train)
+    seconds = time.perf_counter() - started
+    folder = RunFolder.claim(config)
+    config = TrainConfig.from_dict({**config.to_dict(), "out": str(folder.path)})
+    model.save(folder.path / TABLE_FOLDER)
+    folder.write_record({"kind": "table", "config": config.to_dict(), "schema": schema.to_json(), "missing": missing,
+                         "data": {"source": str(config.data), "sha256": file_sha256(config.data), "rows": len(df),
+                                  "columns": [str(c) for c in df.columns]}})
+    metrics = _metrics(model, df, train, test, seconds)
+    folder.write_metrics(metrics)
+    return RunResult(folder.path, metrics)
+
+
+def _subset(df: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
+    """A seeded subset of `--n` rows, as the numeric path takes."""
+    if config.n is None or config.n >= len(df):
+        return df
+    return df.sample(n=config.n, random_state=config.seed).sort_index()
+
+
+def _schema(df: pd.DataFrame, columns: str | None, schema_file: str | None) -> Schema:
+    """The inferred schema with `--columns`' kinds, or the one in a `--schema` file (JSON, as
+    config.json records it)."""
+    if schema_file is None:
+        return infer_schema(df, overrides=columns)
+    try:
+        return Schema.from_json(json.loads(Path(schema_file).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FlowforgeError(f"--schema {schema_file}: not a flowforge table schema ({error})") from None
+
+
+def _split(df: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seeded split train takes of any table; --test-fraction 0 keeps every row for training."""
+    if config.test_fraction == 0:
+        return df, df.iloc[:0]
+    train_rows, test_rows = split_indices(len(df), config.test_fraction, config.seed)
+    return df.iloc[train_rows], df.iloc[test_rows]
+
+
+def _given_options(config: TrainConfig) -> dict[str, Any]:
+    """The TableFlow options set on the command line; the rest TableFlow sizes from the table."""
+    options = {}
+    for name, option in TABLE_OPTIONS.items():
+        if not config.left_at_default(name):
+            value = getattr(config, name)
+            options[option] = tuple(value) if name == "hidden" else value
+    if "patience" in options and options["patience"] is None:
+        options["patience"] = 10**9  # --patience 0: never stop early
+    return options
+
+
+def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seconds: float) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows held out with blank cells or unseen levels are counted below instead
+        log_prob = model.log_prob(test) if len(test) else np.zeros(0)
+    scored = np.isfinite(log_prob)
+    fitted = model.metrics
+    flow = fitted.get("flow", {})
+    return {
+        "test_nll": float(-log_prob[scored].mean()) if scored.any() else None,
+        "n_test": len(test), "n_test_scored": int(scored.sum()), "n_train": len(train),
+        "likelihood": fitted.get("likelihood"), "dequantised": fitted.get("dequantised", []),
+        "rows_dropped_for_missing": fitted.get("rows_dropped", 0),
+        "missing_cells": {str(c): int(n) for c, n in df.isna().sum().items() if n},
+        "best_step": flow.get("best_step"), "best_val_nll": flow.get("best_val_nll"),
+        "stayed_at_gaussian": flow.get("stayed_at_gaussian", False),
+        "steps_run": flow.get("steps_run", flow.get("best_step", 0)), "train_seconds": round(seconds, 2),
+        "table": fitted,
+    }
+
+
+def report_table_run(result: RunResult) -> int:
+    m = result.metrics
+    test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f} nats"
+    bound = " (a lower bound: dequantised " + ", ".join(m["dequantised"]) + ")" if m["likelihood"] == "lower bound" else ""
+    print(f"run folder: {result.folder}")
+    print(f"test_nll: {test_nll}{bound} ({m['n_test_scored']} of {m['n_test']} held-out rows scored; "
+          f"fit in {m['train_seconds']:.1f} s)")
+    if m["rows_dropped_for_missing"]:
+        print(f"rows with blank cells left out of training: {m['rows_dropped_for_missing']} "
+              f"(missing cells per column: {m['missing_cells']})")
+    if m["stayed_at_gaussian"]:
+        print(f"note: the flow stayed at its starting Gaussian: {m['table']['flow'].get('why', '')}")
+    return 0
+
+
+def load_table_run(run: str | os.PathLike) -> TableFlow:
+    return TableFlow.load(RunFolder.of(run).path / TABLE_FOLDER)
+
+
+def sample_table_run(run: str | os.PathLike, n: int, seed: int, out: str | None) -> int:
+    """Write n synthetic rows with the training table's columns, order and types (CSV on stdout by default)."""
+    if out is not None and Path(out).suffix.lower() not in TABLE_SUFFIXES:
+        raise FlowforgeError(f"--out {out}: a table run writes {', '.join(TABLE_SUFFIXES)} (its columns are not all numbers)")
+    rows = load_table_run(run).sample(n, seed=seed)
+    if out is None:
+        rows.to_csv(sys.stdout, index=False)
+        return 0
+    from ..tables.files import write_table
+
+    write_table(rows, out)
+    print(f"wrote {len(rows)} samples to {out}")
+    return 0
+
+
+def score_table_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndarray:
+    """log p(row) of each row of a table file under a table run's model (columns found by name)."""
+    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        raise FlowforgeError(f"{path}: a table run scores {', '.join(TABLE_SUFFIXES)} files")
+    return load_table_run(run).log_prob(read_table(path))
