@@ -11,7 +11,7 @@ from ..errors import check_int
 from ..flows.flow import Flow
 from . import distributed
 from .data import as_data, check_same_rows, to_flow_dtype
-from .state import TrainState, clone_state
+from .history import TrainState, clone_state
 
 
 @torch.no_grad()
