@@ -32,6 +32,8 @@ def test_options_object_and_keywords_train_alike() -> None:
 def test_unknown_option_is_named() -> None:
     with pytest.raises(FlowforgeError, match="unknown option 'step'.*steps"):
         _run(step=10, progress=False)
+    with pytest.raises(FlowforgeError, match="options must be a FitOptions, got dict"):
+        _run(options={"steps": 10})
 
 
 @pytest.mark.parametrize("options", [{"steps": 0}, {"batch_size": 2.5}, {"lr": -1.0}, {"schedule": "exponential"}], ids=str)

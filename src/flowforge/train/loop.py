@@ -1,4 +1,12 @@
-"""fit: maximum-likelihood training with validation, best-weights keeping and early stopping."""
+"""fit: maximum-likelihood training with validation, best-weights keeping and early stopping.
+
+Each step trains on the step's batch: Adam on the mean NLL at the scheduled learning rate, with
+clipped gradients. A step whose loss or gradient is not finite on some rank is skipped; three in a
+row restore the last good weights and optimizer state and halve the learning rate (under fp16 the
+gradient scaler lowers its scale instead). The validation NLL, measured before the first step and
+every `eval_every` steps, picks the weights left in the flow at the end and stops the run after
+`patience` evaluations without improvement.
+"""
 from __future__ import annotations
 
 import time

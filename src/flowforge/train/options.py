@@ -64,6 +64,8 @@ class FitOptions:
     @classmethod
     def merge(cls, options: FitOptions | None, overrides: dict[str, Any]) -> FitOptions:
         """`options` (default: the defaults) with the fields named in `overrides` replaced."""
+        if options is not None and not isinstance(options, cls):
+            raise FlowforgeError(f"fit: options must be a FitOptions, got {type(options).__name__}")
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise FlowforgeError(f"fit: unknown option {unknown[0]!r}; "
