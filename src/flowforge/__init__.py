@@ -6,7 +6,7 @@ from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .metrics import bits_per_dim
-from .train import History, fit, load, mean_nll, save
+from .train import FitOptions, History, fit, load, mean_nll, save
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "NSF",
     "ConditionalDiagNormal",
     "DiagNormal",
+    "FitOptions",
     "Flow",
     "FlowDistribution",
     "FlowforgeError",

@@ -145,8 +145,10 @@ def test_damaged_files_raise(damage, tmp_path: Path) -> None:
         lambda p: {**p, "spec_json": p["spec_json"].replace('"realnvp"', '"no_such_model"')},
         lambda p: {**p, "spec_json": "{not json"},
         lambda p: {k: v for k, v in p.items() if k != "state_dict"},
+        lambda p: {k: v for k, v in p.items() if k != "sha256"},
     ],
-    ids=["newer_format", "no_format", "list", "tensor", "wrong_layers", "unknown_model", "bad_json", "no_weights"],
+    ids=["newer_format", "no_format", "list", "tensor", "wrong_layers", "unknown_model", "bad_json", "no_weights",
+         "no_checksum"],
 )
 def test_foreign_or_mismatched_checkpoints_raise(payload, tmp_path: Path) -> None:
     good = checkpoint_payload(_trained("realnvp"))

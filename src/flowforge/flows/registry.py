@@ -24,8 +24,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _check_seed(arguments: dict[str, Any]) -> None:
-    """A named error for a seed that is not a whole number (1.5 was stored by some builders and
-    crashed others inside torch.manual_seed)."""
+    """A named error for a seed that is not a whole number, which a builder would store in its
+    spec or pass to torch.manual_seed, which refuses it."""
     seed = arguments.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(_jsonable(seed), int):
         raise FlowforgeError(f"seed must be a whole number, got {seed!r}")
@@ -43,8 +43,7 @@ def register(name: str) -> Callable[[Callable[..., Flow]], Callable[..., Flow]]:
                 bound.arguments["seed"] = _jsonable(bound.arguments["seed"])
             flow = builder(*bound.args, **bound.kwargs)
             bound.apply_defaults()  # record every option, so a later default change cannot alter a load
-            spec_kwargs = dict(bound.arguments)
-            flow.spec = {"model": name, "kwargs": {k: _jsonable(v) for k, v in spec_kwargs.items()}}
+            flow.spec = {"model": name, "kwargs": {k: _jsonable(v) for k, v in bound.arguments.items()}}
             return flow
 
         MODELS[name] = build

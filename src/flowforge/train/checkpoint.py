@@ -203,7 +203,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     version = payload["format_version"]
     if not isinstance(version, int) or version != FORMAT_VERSION:
         raise FlowforgeError(f"{path}: checkpoint format {version!r} is not supported (this flowforge reads {FORMAT_VERSION})")
-    if "sha256" in payload and payload["sha256"] != checksum(payload):  # files before the checksum have none
+    if payload.get("sha256") != checksum(payload):
         raise FlowforgeError(f"{path}: checksum mismatch: the file was damaged or edited after it was written")
     return payload
 

@@ -5,7 +5,8 @@ import functools
 import math
 import os
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,7 +15,12 @@ from torch import Tensor
 from ..data.files import coarse_float32_column
 from ..errors import FlowforgeError
 from ..flows.checks import cast_checked
+from . import distributed
 from .rows import NpyRows
+
+if TYPE_CHECKING:
+    from ..flows.flow import Flow
+    from .options import FitOptions
 
 
 def as_data(data: Any, name: str, event_shape: tuple[int, ...] | None = None) -> Tensor | NpyRows:
@@ -68,6 +74,10 @@ def to_flow_dtype(data: Tensor | NpyRows | None, dtype: torch.dtype, name: str) 
     return data.to(dtype)
 
 
+# the frame fit's data warnings point at: warn_* < FitData.checked < fit < torch.enable_grad's wrapper < the caller
+FIT_CALLER = 5
+
+
 def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -> None:
     """Warn when casting float64 data to the flow's float32 leaves a column fewer than ~1,000
     distinct values per standard deviation (e.g. Unix timestamps: 1.7e9 +- 600 s)."""
@@ -77,7 +87,7 @@ def warn_lost_precision(data: Tensor | NpyRows, dtype: torch.dtype, name: str) -
     if coarse is not None:
         warnings.warn(
             f"{name}: {coarse}. Build the flow in float64 (flow.double()) or subtract an offset from the column first.",
-            stacklevel=4,  # warn_lost_precision < fit < torch.enable_grad wrapper < the caller
+            stacklevel=FIT_CALLER,
         )
 
 
@@ -96,14 +106,14 @@ def warn_discrete(data: Tensor | NpyRows, name: str, sample: int = 10_000) -> No
             warnings.warn(
                 f"{name}: column {j} is constant ({float(rows[0, j]):g}) in {rows.shape[0]} rows; a density on it is a "
                 "spike, so the NLL can fall without bound. Drop the column.",
-                stacklevel=4,
+                stacklevel=FIT_CALLER,
             )
             return
         if distinct <= limit:
             warnings.warn(
                 f"{name}: column {j} takes only {distinct} distinct values in {rows.shape[0]} rows; a continuous "
                 "density can pile up on them without bound. Add uniform noise of one step's width first (dequantise).",
-                stacklevel=4,  # warn_discrete < fit < torch.enable_grad wrapper < the caller
+                stacklevel=FIT_CALLER,
             )
             return
 
@@ -126,7 +136,7 @@ def _warn_repeated_rows(rows: Tensor, name: str) -> None:
         f"{name}: {repeated:.0%} of {len(rows)} rows repeat another row exactly (the commonest, [{shown}], "
         f"{int(counts[top])} times); a density piles up on repeated rows without bound, and held-out rows that "
         "repeat training rows measure memory, not fit. Drop the duplicates, or dequantise.",
-        stacklevel=5,  # _warn_repeated_rows < warn_discrete < fit < torch.enable_grad wrapper < the caller
+        stacklevel=FIT_CALLER + 1,  # called by warn_discrete
     )
 
 
@@ -184,3 +194,45 @@ def batch_index(step: int, n: int, batch_size: int, seed: int) -> Tensor:
 def _epoch_order(n: int, seed: int, epoch: int) -> Tensor:
     """The row order of one epoch (cached: drawn once per epoch, not once per step)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
+
+
+@dataclass
+class FitData:
+    """fit's rows, checked, split and in the flow's dtype (`val` None: no validation), and its batches."""
+
+    train: Tensor | NpyRows
+    context: Tensor | NpyRows | None
+    val: Tensor | NpyRows | None
+    val_context: Tensor | NpyRows | None
+    rows_given: int  # before the validation split
+    device: torch.device
+
+    @classmethod
+    def checked(cls, flow: Flow, train: Any, val: Any, context: Any, val_context: Any, options: FitOptions) -> FitData:
+        if options.batch_size % distributed.world_size():
+            raise FlowforgeError(f"batch_size {options.batch_size} must be divisible by the number of processes ({distributed.world_size()})")
+        train = as_data(train, "train", flow.event_shape)
+        context = as_data(context, "context") if context is not None else None
+        check_same_rows(train, context, "train", "context")
+        rows_given = train.shape[0]
+        if val is None:
+            if val_context is not None:
+                raise FlowforgeError("fit: val_context was given without val")
+            train, context, val, val_context = split_validation(train, context, options.val_fraction, options.seed)
+        else:
+            val = as_data(val, "val", flow.event_shape)
+            val_context = as_data(val_context, "val_context") if val_context is not None else None
+            check_same_rows(val, val_context, "val", "val_context")
+        device, dtype = flow._anchor().device, flow._anchor().dtype
+        warn_lost_precision(train, dtype, "train")
+        warn_discrete(train, "train")
+        train, val = to_flow_dtype(train, dtype, "train"), to_flow_dtype(val, dtype, "val")
+        context, val_context = to_flow_dtype(context, dtype, "context"), to_flow_dtype(val_context, dtype, "val_context")
+        return cls(train, context, val, val_context, rows_given, device)
+
+    def batch(self, step: int, options: FitOptions, shard: bool = True) -> tuple[Tensor, Tensor | None]:
+        """The batch of `step` (this rank's share of it when `shard`), on the flow's device."""
+        index = batch_index(step, self.train.shape[0], options.batch_size, options.seed)
+        index = distributed.shard(index) if shard else index
+        x, c = self.train[index], (self.context[index] if self.context is not None else None)
+        return x.to(self.device), (c.to(self.device) if c is not None else None)

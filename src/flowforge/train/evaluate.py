@@ -11,7 +11,7 @@ from ..errors import check_int
 from ..flows.flow import Flow
 from . import distributed
 from .data import as_data, check_same_rows, to_flow_dtype
-from .state import TrainState, clone_state
+from .history import TrainState, clone_state
 
 
 @torch.no_grad()
@@ -47,10 +47,10 @@ def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192)
 
 
 def evaluate(
-    flow: Flow, optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None,
+    flow: Flow, optimizer: torch.optim.Optimizer, state: TrainState, val: Tensor | None, val_context: Tensor | None, patience: int | None,
     restorable: bool = True,
 ) -> None:
-    """Snapshot the good state; measure validation NLL, keep the best weights, decide early stop.
+    """Snapshot the good state; measure the validation NLL, keep the best weights, decide early stop.
     Weights whose validation NLL is not finite are no state to restore: they are not kept. The
     starting weights (`restorable=False`) may be the best, but are no state to restore after
     non-finite steps: a run that diverges at once is reported, not silently reset to its start."""
@@ -58,15 +58,21 @@ def evaluate(
     if val is None:
         state.good = snapshot
         return
-    history = state.history
     val_nll = mean_nll(flow, val, val_context)
-    history.val_step.append(state.step)
-    history.val_nll.append(val_nll)
+    state.history.val_step.append(state.step)
+    state.history.val_nll.append(val_nll)
     if math.isfinite(val_nll) and restorable:
         state.good = snapshot
+    _keep_best(state, val_nll, snapshot[0], patience)
+
+
+def _keep_best(state: TrainState, val_nll: float, weights: dict[str, Tensor], patience: int | None) -> None:
+    """The early-stopping rule: keep the weights when they beat every earlier evaluation; stop
+    after `patience` evaluations in a row that do not (None: never)."""
+    history = state.history
     if val_nll < history.best_val_nll:
         history.best_val_nll, history.best_step = val_nll, state.step
-        state.best, state.evals_since_best = snapshot[0], 0
+        state.best, state.evals_since_best = weights, 0
     else:
         state.evals_since_best += 1
     if patience is not None and state.evals_since_best >= patience:
