@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from ..errors import FlowforgeError
 from ..transforms import Inverse, LULinear, Permutation, Reverse, Transform, half_mask
 from ..transforms.autoregressive import MaskedAutoregressive
-from ..transforms.map_coupling import Coupling
+from ..transforms.coupling import Coupling
 from ..transforms.maps import AffineMap, ElementwiseMap, SplineMap
 from .builders import _assemble, _mlp_factory, check_sizes
 from .flow import Flow
