@@ -60,12 +60,12 @@ class Coupling(CouplingTransform):
     Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
     """
 
-    def __init__(self, mask: Tensor, net: nn.Module | NetFactory, map_fn: ElementwiseMap = AffineMap()) -> None:
+    def __init__(self, mask: Tensor, net: nn.Module | NetFactory, map_fn: ElementwiseMap | None = None) -> None:
         super().__init__()
         mask = torch.as_tensor(mask)
         if mask.all() or not mask.any():
             raise FlowforgeError("coupling mask needs both ones (kept) and zeros (transformed)")
-        self.map_fn = map_fn
+        self.map_fn = map_fn = map_fn if map_fn is not None else AffineMap()
         if mask.dim() > 1:  # images: multiply by the mask
             self.register_buffer("mask", mask.float())
             if not isinstance(net, nn.Module):
