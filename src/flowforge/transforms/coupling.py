@@ -43,7 +43,8 @@ class Coupling(CouplingTransform):
       - a (D,) mask splits vectors: the net sees only x_A, (B, |A|), and emits (B, P * |B|);
       - a mask broadcastable to one image ((1, H, W) from checkerboard_mask, (C, 1, 1) from
         channel_mask) masks: the net sees x * mask, (B, C, H, W), and emits (B, P * C, H, W),
-        read as zero where mask = 1 (all-zero params are the map's identity).
+        read as zero where mask = 1, where the map must then be exactly the identity: AffineMap
+        and AdditiveMap are, SplineMap only up to rounding (its round trip would drift).
     P is map_fn.params_per_feature; with map_fn.grouped the net emits all first parameters, then
     all second ones (AffineMap: log-scales, then shifts), else each feature's P together.
     Zero-initialise the net's last layer (MLP and ConvNet do) to start at the identity.
