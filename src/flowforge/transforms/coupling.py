@@ -10,7 +10,7 @@ from ..errors import FlowforgeError
 from .base import CouplingTransform
 from .fused import MIN_BLOCK_ROWS, FusedKernel, blocked_rows, choose_kernel, mlp_params
 from .inplace import plain_no_grad
-from .maps import AdditiveMap, AffineMap, ElementwiseMap, soft_clamp  # noqa: F401 -- soft_clamp: flowforge.distributions
+from .maps import AdditiveMap, AffineMap, ElementwiseMap
 
 NetFactory = Callable[[int, int], nn.Module]
 
@@ -50,8 +50,8 @@ class Coupling(CouplingTransform):
     Zero-initialise the net's last layer (MLP and ConvNet do) to start at the identity.
 
     Without autograd, an affine or additive map on a contiguous split ([kept | transformed], as
-    half_mask gives) with a ReLU MLP runs the hand-written kernel of fused.py: the same values
-    without autograd's bookkeeping (`fused.choose_kernel` decides).
+    half_mask gives) with a ReLU MLP runs the hand-written kernel of fused.py: the same map in
+    one pass, without autograd's bookkeeping (`fused.choose_kernel` decides).
 
     Args:
         mask: 0/1; ones pass through, zeros are transformed. Needs both kinds.
