@@ -48,7 +48,8 @@ class AffineMap:
         check_bound("bound", self.bound)
 
     def __call__(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
-        s, t = soft_clamp(params[..., 0], self.bound), params[..., 1]
+        s, t = params.unbind(-1)  # one autograd node for both (its backward is one stack)
+        s = soft_clamp(s, self.bound)
         if inverse:
             return (x - t) * (-s).exp(), -s.flatten(1).sum(1)
         return x * s.exp() + t, s.flatten(1).sum(1)
