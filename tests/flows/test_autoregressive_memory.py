@@ -6,9 +6,8 @@ import torch
 from torch.testing import assert_close
 
 import flowforge
-from flowforge.transforms import Compose, Inverse, Reverse
+from flowforge.transforms import Compose, Coupling, Inverse, Reverse
 from flowforge.transforms.autoregressive import MaskedAutoregressive
-from flowforge.transforms.map_coupling import Coupling
 from flowforge.transforms.recompute import InvertibleCompose, is_recomputable
 
 from ..transforms.test_recompute import assert_same_gradients, depth, saved_bytes, trained

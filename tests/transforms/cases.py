@@ -215,3 +215,13 @@ CASES.update({
     "image_realnvp_body_context": lambda: Case(
         ImageRealNVP((2, 4, 4), 2, 1, 4, dequantize=None, logit=None, blocks=1, context_features=3).transform, images(4, 2), torch.randn(4, 3)),
 })
+
+
+# -- the one Coupling class with each map and structure: what the thin constructors above do not build
+from flowforge.transforms import AdditiveMap
+
+CASES.update({
+    "affine_map_coupling_fused": lambda: Case(Coupling(half_mask(5), mlp(), AffineMap(bound=2.0)), data(7, 5)),
+    "additive_coupling_half_fused": lambda: Case(AdditiveCoupling(half_mask(5), mlp()), data(7, 5)),
+    "additive_coupling_image": lambda: Case(Coupling(channel_mask(2), ConvNet(2, 2, hidden=8), AdditiveMap()), images(5, 2)),
+})

@@ -60,3 +60,21 @@ def test_blocked_kernel_covers_additive_linear_and_conditional_couplings(build, 
     torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(decoded, x.detach(), rtol=1e-10, atol=1e-10)
     assert not torch.allclose(latents, x.detach())  # the couplings did something
+
+
+def test_the_kernel_is_chosen_for_affine_and_additive_maps_on_a_contiguous_split_with_a_relu_mlp() -> None:
+    from flowforge.nn import MLP, ConvNet
+    from flowforge.transforms import AdditiveMap, AffineMap, Coupling, SplineMap, alternating_mask, channel_mask, half_mask
+
+    def relu(i: int, o: int) -> MLP:
+        return MLP(i, o, (8,))
+
+    assert Coupling(half_mask(4), relu, AffineMap(2.0)).fused_kernel() == fused.FusedKernel(2, True, 2.0)
+    assert Coupling(half_mask(4), relu, AdditiveMap()).fused_kernel().scale is False
+    assert Coupling(half_mask(4), relu, SplineMap(4)).fused_kernel() is None
+    assert Coupling(alternating_mask(4), relu, AffineMap()).fused_kernel() is None  # not contiguous
+    assert Coupling(half_mask(4), lambda i, o: MLP(i, o, (8,), activation="tanh")).fused_kernel() is None
+    assert Coupling(channel_mask(2), ConvNet(2, 4, hidden=8)).fused_kernel() is None  # images
+    flow = flowforge.RealNVP(4, layers=2, hidden=(8,))
+    flowforge.nn.precision.set_precision(flow, "bf16")
+    assert all(layer.fused_kernel() is None for layer in flow.transform if hasattr(layer, "fused_kernel"))

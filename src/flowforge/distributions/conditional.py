@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..errors import FlowforgeError
 from ..nn.mlp import MLP
-from ..transforms.coupling import soft_clamp
+from ..transforms.maps import soft_clamp
 
 _LOG_2PI = math.log(2 * math.pi)
 

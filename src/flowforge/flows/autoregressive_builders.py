@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from ..errors import FlowforgeError
 from ..transforms import Inverse, LULinear, Permutation, Reverse, Transform, half_mask
 from ..transforms.autoregressive import MaskedAutoregressive
-from ..transforms.map_coupling import Coupling
+from ..transforms.coupling import Coupling
 from ..transforms.maps import AffineMap, ElementwiseMap, SplineMap
-from .builders import _assemble, _mlp_factory, check_sizes
+from .builders import _assemble, _interleave, _mlp_factory, check_sizes
 from .flow import Flow
 from .registry import register
 
@@ -34,13 +34,11 @@ def _autoregressive_steps(
     features: int, layers: int, map_fn: ElementwiseMap, hidden: Sequence[int], context_features: int,
     activation: str, residual: bool, permute: str, seed: int, invert: bool = False,
 ) -> list[Transform]:
-    steps: list[Transform] = []
-    for i in range(layers):
-        if i > 0:
-            steps.append(_mixer(permute, features, seed + i))
+    def step(i: int) -> list[Transform]:
         layer = MaskedAutoregressive(features, map_fn, tuple(hidden), context_features, activation, residual)
-        steps.append(Inverse(layer) if invert else layer)
-    return steps
+        return [Inverse(layer) if invert else layer]
+
+    return _interleave(layers, step, lambda i: _mixer(permute, features, seed + i))
 
 
 @register("maf")
@@ -158,11 +156,7 @@ def NSF(
         steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
         return _assemble(features, steps, base, standardize, context_features, memory)
     factory = _mlp_factory(hidden, context_features, activation)
-    steps = []
-    for i in range(layers):
-        if i > 0:
-            steps.append(_mixer(permute, features, seed + i))
-        steps.append(Coupling(half_mask(features), factory, map_fn))
+    steps = _interleave(layers, lambda i: [Coupling(half_mask(features), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
     return _assemble(features, steps, base, standardize, context_features, memory)
 
 

@@ -60,6 +60,14 @@ def _mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
     return lambda i, o: MLP(i, o, tuple(hidden), context_features, activation)
 
 
+def _interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Callable[[int], Transform]) -> list[Transform]:
+    """step(0), mixer(1), step(1), ..., step(layers - 1): each layer's transforms, a mixer between layers."""
+    out: list[Transform] = []
+    for i in range(layers):
+        out += ([mixer(i)] if i > 0 else []) + step(i)
+    return out
+
+
 def _assemble(
     features: int, steps: list[Transform], base: str, standardize: bool | str, context_features: int, memory: str = "standard"
 ) -> Flow:
@@ -110,13 +118,12 @@ def RealNVP(
     check_sizes(features, layers, hidden, context_features, "realnvp")
     make_mask, norm_layer = _choose(MASKS, mask, "mask"), _choose(NORMS, norm, "norm")
     factory = _mlp_factory(hidden, context_features, activation)
-    steps: list[Transform] = []
-    for i in range(layers):
-        if i > 0:
-            steps.append(Reverse())
-        steps.append(AffineCoupling(make_mask(features), factory, bound=bound))
-        if norm_layer is not None:
-            steps.append(norm_layer(features))
+
+    def step(i: int) -> list[Transform]:
+        coupling = AffineCoupling(make_mask(features), factory, bound=bound)
+        return [coupling] if norm_layer is None else [coupling, norm_layer(features)]
+
+    steps = _interleave(layers, step, lambda i: Reverse())
     return _assemble(features, steps, base, standardize, context_features, memory)
 
 
@@ -140,11 +147,7 @@ def NICE(
     check_sizes(features, layers, hidden, context_features, "nice")
     make_mask = _choose(MASKS, mask, "mask")
     factory = _mlp_factory(hidden, context_features, activation)
-    steps: list[Transform] = []
-    for i in range(layers):
-        if i > 0:
-            steps.append(Reverse())
-        steps.append(AdditiveCoupling(make_mask(features), factory))
+    steps = _interleave(layers, lambda i: [AdditiveCoupling(make_mask(features), factory)], lambda i: Reverse())
     steps.append(DiagonalScale(features))
     return _assemble(features, steps, base, standardize, context_features, memory)
 

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FlowforgeError
-from .mlp import ACTIVATIONS, check_activation
+from .mlp import ACTIVATIONS, check_activation, last_layer, require_context
 from .precision import conditioner_autocast
 
 
@@ -55,10 +55,7 @@ class ConvNet(nn.Module):
         super().__init__()
         check_activation(activation)
         self.context_features = context_features
-        last = nn.Conv2d(hidden, out_channels, 3, padding=1)
-        if zero_init:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+        last = last_layer(nn.Conv2d(hidden, out_channels, 3, padding=1), zero_init)  # before the body: seeded runs depend on the init order
         self.net = nn.Sequential(
             nn.Conv2d(in_channels + context_features, hidden, 3, padding=1),
             *[_Block(hidden, activation) for _ in range(blocks)],
@@ -68,8 +65,7 @@ class ConvNet(nn.Module):
 
     def _with_context(self, x: Tensor, context: Tensor | None) -> Tensor:
         b, _, h, w = x.shape
-        if context is None:
-            raise FlowforgeError(f"this conditioner needs a context of {self.context_features} features")
+        require_context(context, self.context_features)
         if context.dim() == 2 and context.shape == (b, self.context_features):
             context = context[:, :, None, None].expand(b, self.context_features, h, w)
         elif context.shape != (b, self.context_features, h, w):

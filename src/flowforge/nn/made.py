@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.functional import linear
 
 from ..errors import FlowforgeError
-from .mlp import ACTIVATIONS, check_activation
+from .mlp import ACTIVATIONS, check_activation, last_layer
 from .precision import conditioner_autocast
 
 
@@ -83,10 +83,7 @@ class MADE(nn.Module):
             mask = d_out[:, None] >= d_in[None, :]
             layers += [_ResidualBlock(mask, activation)] if residual else [ACTIVATIONS[activation](), MaskedLinear(mask)]
         outputs = inputs.repeat_interleave(params_per_feature)
-        self.last = MaskedLinear(outputs[:, None] > degrees[-1][None, :])
-        if zero_init:
-            nn.init.zeros_(self.last.weight)
-            nn.init.zeros_(self.last.bias)
+        self.last = last_layer(MaskedLinear(outputs[:, None] > degrees[-1][None, :]), zero_init)
         self.body = nn.Sequential(*layers, ACTIVATIONS[activation]())
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:

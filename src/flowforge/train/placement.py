@@ -23,7 +23,7 @@ def has_cxx_compiler() -> bool:
     """Whether inductor finds the C++ compiler its CPU code needs ($CXX, else g++ or clang++).
     torch.compile is lazy: without one, the first compiled call would fail inside training."""
     try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
+        from ..torch_internals.inductor_cpp import get_cpp_compiler
     except ImportError:  # torch's private helper moved: look for the usual names
         return any(shutil.which(name) for name in ("g++", "clang++", "c++"))
     try:

@@ -2,12 +2,11 @@
 from .autoregressive import MaskedAutoregressive
 from .base import Compose, CouplingTransform, Inverse, Transform
 from .conv import ActNorm2d, Conv1x1
-from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
+from .coupling import AdditiveCoupling, AffineCoupling, Coupling, alternating_mask, half_mask
 from .dequantize import Dequantize, Logit, VariationalNoise
 from .image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from .linear import LULinear
-from .map_coupling import Coupling
-from .maps import AffineMap, ElementwiseMap, SplineMap
+from .maps import AdditiveMap, AffineMap, ElementwiseMap, SplineMap
 from .norm import ActNorm, BatchNorm, DiagonalScale
 from .permute import Permutation, Reverse
 from .reshape import Split, Squeeze
@@ -15,7 +14,7 @@ from .splines import rational_quadratic_spline
 from .standardize import Standardize, Whiten
 
 __all__ = [
-    "ActNorm", "ActNorm2d", "AdditiveCoupling", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
+    "ActNorm", "ActNorm2d", "AdditiveCoupling", "AdditiveMap", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
     "CouplingTransform",
     "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
     "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise", "Whiten",

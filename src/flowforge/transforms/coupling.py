@@ -1,4 +1,4 @@
-"""Coupling layers for vectors: AffineCoupling (Real NVP) and AdditiveCoupling (NICE)."""
+"""Coupling: the one coupling layer (vectors and images; affine, additive or spline), and its masks."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,11 +6,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..errors import FlowforgeError, check_bound
-from ..nn.mlp import MLP
+from ..errors import FlowforgeError
 from .base import CouplingTransform
-from .fused import MIN_BLOCK_ROWS, blocked_rows, coupling_
+from .fused import MIN_BLOCK_ROWS, FusedKernel, blocked_rows, choose_kernel, mlp_params
 from .inplace import plain_no_grad
+from .maps import AdditiveMap, AffineMap, ElementwiseMap
+
+NetFactory = Callable[[int, int], nn.Module]
 
 
 def alternating_mask(features: int, even: bool = True) -> Tensor:
@@ -30,47 +32,50 @@ def half_mask(features: int, first: bool = True) -> Tensor:
     return mask
 
 
-def soft_clamp(s: Tensor, bound: float) -> Tensor:
-    """bound * tanh(s / bound): smooth, identity near 0, |s| < bound (exp(s) never overflows)."""
-    return bound * torch.tanh(s / bound)
+class Coupling(CouplingTransform):
+    """Coupling layer: where mask = 1, x passes through and conditions an elementwise map of the rest.
 
+        x_A = x where mask = 1, passed through;   params = net(x_A, context)
+        z_B = map(x_B; params),    log|det dz/dx| = the map's log|det|
 
-class AffineCoupling(CouplingTransform):
-    """Affine coupling (Real NVP) on vectors.
+    AffineMap gives Real NVP (z_B = x_B * exp(s) + t, log|det| = sum(s)), AdditiveMap NICE and
+    SplineMap the neural spline coupling. The mask sets the structure:
+      - a (D,) mask splits vectors: the net sees only x_A, (B, |A|), and emits (B, P * |B|);
+      - a mask broadcastable to one image ((1, H, W) from checkerboard_mask, (C, 1, 1) from
+        channel_mask) masks: the net sees x * mask, (B, C, H, W), and emits (B, P * C, H, W),
+        read as zero where mask = 1, where the map must then be exactly the identity: AffineMap
+        and AdditiveMap are, SplineMap only up to rounding (its round trip would drift).
+    P is map_fn.params_per_feature; with map_fn.grouped the net emits all first parameters, then
+    all second ones (AffineMap: log-scales, then shifts), else each feature's P together.
+    Zero-initialise the net's last layer (MLP and ConvNet do) to start at the identity.
 
-        x_A = x[mask == 1] passes through; (s, t) = net(x_A, context)
-        z_B = x_B * exp(s) + t,     log|det dz/dx| = sum(s)
-        x_B = (z_B - t) * exp(-s)
-
-    The log-scale is soft-clamped, s = bound * tanh(s_raw / bound) (bound 3 by default: a
-    layer scales by at most e^3 ~ 20 either way), which keeps exp(s) finite on outliers while
-    leaving small scales untouched. The network sees only x_A (no wasted masked inputs) and
-    emits log-scale and shift in one pass; zero-initialise its last layer to start at identity.
-    With a ReLU `MLP` on a contiguous split (`half_mask`) it runs the hand-written kernel of
-    fused.py: the same values, one autograd node instead of about twenty (`is_fused`).
+    Without autograd, an affine or additive map on a contiguous split ([kept | transformed], as
+    half_mask gives) with a ReLU MLP runs the hand-written kernel of fused.py: the same map in
+    one pass, without autograd's bookkeeping (`fused.choose_kernel` decides).
 
     Args:
-        mask: (D,) 0/1; ones pass through, zeros are transformed. Needs both kinds.
-        net_factory: (in_features, out_features) -> module mapping (B, in) and context to (B, out).
-        scale: False gives NICE's additive coupling (s = 0).
-        bound: soft-clamp bound for the log-scale.
+        mask: 0/1; ones pass through, zeros are transformed. Needs both kinds.
+        net: the conditioner; for vectors also (in_features, out_features) -> module.
+        map_fn: AffineMap(bound) (the default), AdditiveMap() or SplineMap(bins, bound).
 
     Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
     """
 
-    def __init__(
-        self,
-        mask: Tensor,
-        net_factory: Callable[[int, int], nn.Module],
-        scale: bool = True,
-        bound: float = 3.0,
-    ) -> None:
+    def __init__(self, mask: Tensor, net: nn.Module | NetFactory, map_fn: ElementwiseMap | None = None) -> None:
         super().__init__()
-        mask = torch.as_tensor(mask).flatten().bool()
+        mask = torch.as_tensor(mask)
         if mask.all() or not mask.any():
             raise FlowforgeError("coupling mask needs both ones (kept) and zeros (transformed)")
-        identity = mask.nonzero().flatten()
-        transformed = (~mask).nonzero().flatten()
+        self.map_fn = map_fn = map_fn if map_fn is not None else AffineMap()
+        if mask.dim() > 1:  # images: multiply by the mask
+            self.register_buffer("mask", mask.float())
+            if not isinstance(net, nn.Module):
+                raise FlowforgeError("an image coupling needs its conditioner built: a module, not a factory")
+            self.net, self._kernel = net, None
+            return
+        self.register_buffer("mask", None)
+        mask = mask.flatten().bool()
+        identity, transformed = mask.nonzero().flatten(), (~mask).nonzero().flatten()
         order = torch.cat([identity, transformed])
         self.register_buffer("identity_index", identity, persistent=False)
         self.register_buffer("transformed_index", transformed, persistent=False)
@@ -78,11 +83,9 @@ class AffineCoupling(CouplingTransform):
         # a contiguous split [kept | transformed] needs only slicing, no gather/scatter
         self.is_contiguous = bool((order == torch.arange(len(order))).all())
         self.split = len(identity)
-        check_bound("bound", bound)
-        self.scale, self.bound = scale, bound
-        self.net = net_factory(len(identity), len(transformed) * (2 if scale else 1))
-        # the default conditioner on a contiguous split runs the hand-written kernel of fused.py
-        self.is_fused = self.is_contiguous and isinstance(self.net, MLP) and self.net.activation == "relu"
+        out_features = len(transformed) * map_fn.params_per_feature
+        self.net = net if isinstance(net, nn.Module) else net(len(identity), out_features)
+        self._kernel = choose_kernel(map_fn, self.net, self.split if self.is_contiguous else None)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.is_contiguous:
@@ -93,80 +96,88 @@ class AffineCoupling(CouplingTransform):
         merged = torch.cat([a, b], dim=1)
         return merged if self.is_contiguous else merged.index_select(1, self.merge_index)
 
-    def _scale_shift(self, a: Tensor, context: Tensor | None) -> tuple[Tensor | None, Tensor]:
-        out = self.net(a, context)
-        if not self.scale:
-            return None, out
-        s, t = out.chunk(2, dim=1)
-        return soft_clamp(s, self.bound), t
+    def condition(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """The map's params, (B, *transformed shape, P), from x's kept part (x's other part is not read)."""
+        out = self.net(self._split(x)[0] if self.mask is None else x * self.mask, context)
+        size = self.map_fn.params_per_feature
+        keep = None if self.mask is None else 1 - self.mask
+        if self.map_fn.grouped:
+            out = out.unflatten(1, (size, -1))
+            return (out if keep is None else out * keep).movedim(1, -1)
+        out = out.unflatten(1, (-1, size))
+        return (out if keep is None else out * keep.unsqueeze(-3)).movedim(2, -1)
 
-    def fused_args(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, tuple[Tensor, ...]]:
-        """The context the MLP uses (checked) and its (w1, b1, w2, b2, ...), for fused.py."""
-        if not self.net.context_features:
-            return None, self._params()
-        self.net.check_context(x.shape[0], context)
-        return context.to(x.dtype), self._params()
-
-    def _params(self) -> tuple[Tensor, ...]:
-        return tuple(p for layer in self.net.linears() for p in (layer.weight, layer.bias))
+    def couple(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
+        """The coupling given the map's params: the kept part of x passes through."""
+        if self.mask is not None:
+            return self.map_fn(x, params, inverse)  # params are zero where x is kept: the identity
+        a, b = self._split(x)
+        b, logabsdet = self.map_fn(b, params, inverse)
+        return self._merge(a, b), logabsdet
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self._runs_fused():
-            return self._fused_on_copy(x, context, inverse=False)
-        return super().forward(x, context)
+        return self._run(x, context, inverse=False)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._run(z, context, inverse=True)  # z's kept part is x's: the same params
+
+    def _run(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         if self._runs_fused():
-            return self._fused_on_copy(z, context, inverse=True)
-        return super().inverse(z, context)
+            y = x.clone(memory_format=torch.contiguous_format)
+            return y, self._kernel.step_(self.net, y, context, inverse, flipped=False)
+        return self.couple(x, self.condition(x, context), inverse)
+
+    def fused_kernel(self) -> FusedKernel | None:
+        """fused.py's kernel for this layer, unless its conditioner runs in mixed precision (the
+        kernel runs in the weights' dtype)."""
+        return self._kernel if self._kernel is not None and self.net.autocast_dtype is None else None
 
     def _runs_fused(self) -> bool:
-        """Without autograd the blocked kernel of fused.py runs (activations stay in cache). With
-        it the plain ops do (as fast here, and torch.func and double backward need them); also
-        when compiled (inductor fuses the plain ops), under torch.func transforms, and in mixed
-        precision (the kernel is float32-only)."""
-        return self.is_fused and self.net.autocast_dtype is None and plain_no_grad()
+        """The kernel runs without autograd; with it the plain ops do (as fast, and torch.func and
+        double backward need them), and so they do when compiled (inductor fuses them) and under
+        torch.func transforms (plain_no_grad)."""
+        return self.fused_kernel() is not None and plain_no_grad()
 
     def steps_in_place(self, x: Tensor) -> bool:
         """Runs in place in a no-grad Compose pass (inplace.py): the hand-written kernel's case."""
         return self._runs_fused() and x.dtype == self.net.linears()[0].weight.dtype
 
-    def runs_blocked(self, x: Tensor) -> bool:
-        """A no-grad pass over x would run the CPU kernel in blocks: x has more rows than one block."""
-        if x.shape[0] <= MIN_BLOCK_ROWS:  # never blocked: skip the checks below (~7 us a layer)
-            return False
-        return self.steps_in_place(x) and blocked_rows(x, self._params()) is not None
-
-    def _fused_on_copy(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
-        y = x.clone(memory_format=torch.contiguous_format)
-        return y, self.step_(y, context, inverse, flipped=False)[0]
-
     def step_(self, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> tuple[Tensor, bool]:
         """The coupling in place on x, whose columns are reversed when `flipped` (inplace.py)."""
-        context, params = self.fused_args(x, context)
-        kept = x[:, x.shape[1] - self.split :] if flipped else x[:, : self.split]
-        inp = self.net.join(kept, context)
-        return coupling_(x, inp, self.split, self.bound, self.scale, params, inverse, flipped), flipped
+        return self._kernel.step_(self.net, x, context, inverse, flipped), flipped
 
-    def condition(self, x: Tensor, context: Tensor | None) -> tuple[Tensor | None, Tensor]:
-        """(s, t) from the kept part of x (s is None for the additive coupling); x's other part is not read."""
-        return self._scale_shift(self._split(x)[0], context)
-
-    def couple(self, x: Tensor, theta: tuple[Tensor | None, Tensor], inverse: bool = False) -> tuple[Tensor, Tensor]:
-        """The coupling given the conditioner's (s, t): the kept part of x passes through."""
-        (a, b), (s, t) = self._split(x), theta
-        if s is None:
-            return self._merge(a, b - t if inverse else b + t), x.new_zeros(x.shape[0])
-        if inverse:
-            return self._merge(a, (b - t) * (-s).exp()), -s.sum(1)
-        return self._merge(a, b * s.exp() + t), s.sum(1)
+    def runs_blocked(self, x: Tensor) -> bool:
+        """A no-grad pass over x would run the CPU kernel in blocks: x has more rows than one block."""
+        if x.shape[0] <= MIN_BLOCK_ROWS:  # never blocked: skip the checks below
+            return False
+        return self.steps_in_place(x) and blocked_rows(x, mlp_params(self.net)) is not None
 
 
-class AdditiveCoupling(AffineCoupling):
-    """Additive coupling (NICE): z_B = x_B + t(x_A), log|det| = 0.
+class AffineCoupling(Coupling):
+    """Affine coupling (Real NVP) on vectors: Coupling(mask, net_factory, AffineMap(bound)).
+
+        x_A = x[mask == 1] passes through; (s, t) = net(x_A, context), s soft-clamped to |s| < bound
+        z_B = x_B * exp(s) + t,     log|det dz/dx| = sum(s);     x_B = (z_B - t) * exp(-s)
+
+    Args:
+        mask: (D,) 0/1; ones pass through, zeros are transformed. Needs both kinds.
+        net_factory: (in_features, out_features) -> module mapping (B, in) and context to (B, out).
+        scale: False gives NICE's additive coupling (s = 0, AdditiveMap).
+        bound: soft-clamp bound for the log-scale.
+
+    Reference: Dinh et al., Density estimation using Real NVP, 2017 (arXiv:1605.08803).
+    """
+
+    def __init__(self, mask: Tensor, net_factory: NetFactory, scale: bool = True, bound: float = 3.0) -> None:
+        affine = AffineMap(bound)
+        super().__init__(mask, net_factory, affine if scale else AdditiveMap())
+
+
+class AdditiveCoupling(Coupling):
+    """Additive coupling (NICE): z_B = x_B + t(x_A), log|det| = 0; Coupling with AdditiveMap().
 
     Reference: Dinh et al., NICE: Non-linear Independent Components Estimation, 2015 (arXiv:1410.8516).
     """
 
-    def __init__(self, mask: Tensor, net_factory: Callable[[int, int], nn.Module]) -> None:
-        super().__init__(mask, net_factory, scale=False)
+    def __init__(self, mask: Tensor, net_factory: NetFactory) -> None:
+        super().__init__(mask, net_factory, AdditiveMap())

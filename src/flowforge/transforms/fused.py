@@ -2,8 +2,9 @@
 
 The conditioner's products are `addmm`s and its ReLUs run in place (the blocked no-grad kernel
 folds each hidden bias into the next layer: an `mm` and one `clamp_` per hidden layer), and the
-halves of z and of dL/dx are written straight into their output rows. `AffineCoupling` runs `coupling_` for
-no-grad passes on contiguous [kept | transformed] splits with a ReLU `MLP`, in place (inside a
+halves of z and of dL/dx are written straight into their output rows. `choose_kernel` alone
+decides which couplings run it: an affine or additive map on a contiguous [kept | transformed]
+split with a ReLU `MLP`. Such a `Coupling` runs `coupling_` for no-grad passes, in place (inside a
 no-grad Compose pass: inplace.py) or on a copy (with gradients on it uses plain autograd ops,
 which torch.func and double backward need); `recompute.py` runs `coupling_backward` on tensors
 that `coupling_inverse` rebuilt from the output.
@@ -14,10 +15,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from ..nn.mlp import MLP
+from .maps import AdditiveMap, AffineMap
 
 
 class Saved(NamedTuple):
@@ -29,11 +34,49 @@ class Saved(NamedTuple):
     e: Tensor | None
 
 
+@dataclass(frozen=True)
+class FusedKernel:
+    """A coupling this kernel runs: x's first k columns kept, the rest transformed by
+    z = x * exp(s) + t, s soft-clamped to |s| < bound (`scale`), or by z = x + t."""
+
+    k: int
+    scale: bool
+    bound: float
+
+    def step_(self, net: MLP, x: Tensor, context: Tensor | None, inverse: bool, flipped: bool) -> Tensor:
+        """The coupling in place on x, whose columns are reversed when `flipped`; returns log|det|."""
+        kept = x[:, x.shape[1] - self.k :] if flipped else x[:, : self.k]
+        return coupling_(x, net.join(kept, context), self.k, self.bound, self.scale, mlp_params(net), inverse, flipped)
+
+    def rebuild_backward(
+        self, net: MLP, z: Tensor, context: Tensor | None, grad_z: Tensor, grad_logabsdet: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """x from z and, from dL/dz and dL/dlogabsdet, dL/dx, dL/dcontext and dL/d(mlp_params)."""
+        params = mlp_params(net)
+        x, _, saved = coupling_inverse(z, net.join(z[:, : self.k], context), self.k, self.bound, self.scale, params)
+        grad_x, g_inp, grad_params = coupling_backward(saved, grad_z, grad_logabsdet, self.k, self.bound, params)
+        return x, grad_x, g_inp[:, self.k :], grad_params
+
+
+def choose_kernel(map_fn: object, net: nn.Module, contiguous_split: int | None) -> FusedKernel | None:
+    """The one place that picks this kernel for a coupling: an affine or additive map on a
+    contiguous [kept | transformed] split (`contiguous_split` kept columns, else None) with a
+    ReLU MLP conditioner."""
+    if contiguous_split is None or not isinstance(net, MLP) or net.activation != "relu":
+        return None
+    if isinstance(map_fn, AffineMap):
+        return FusedKernel(contiguous_split, True, map_fn.bound)
+    return FusedKernel(contiguous_split, False, 0.0) if isinstance(map_fn, AdditiveMap) else None
+
+
+def mlp_params(net: MLP) -> tuple[Tensor, ...]:
+    """The MLP's (w1, b1, w2, b2, ...), as this kernel takes them."""
+    return tuple(p for layer in net.linears() for p in (layer.weight, layer.bias))
+
+
 BLOCK_BYTES = 8 << 20  # at most this much for a block's widest activation when nothing is kept for backward
 MIN_BLOCK_ROWS = 256  # and never fewer rows than this (a batch this small is never blocked)
-BLOCK_ROWS = 4096  # and at most this many rows (measured, log_prob at batch 10,000, 2 threads:
-# 4096-row blocks beat 2048 by ~5% at H=512 and 1024; at H=256, 8192-row blocks were no faster
-# and whole batches of 10,000 rows twice as slow)
+BLOCK_ROWS = 4096  # and at most this many rows: larger blocks fall out of cache, smaller ones pay per-call overhead
 
 
 def block_rows(params: tuple[Tensor, ...], element_size: int) -> int:
@@ -51,9 +94,8 @@ def scratch(numel: int, like: Tensor) -> Tensor:
 
     The no-grad kernel's buffers (the blocks' hidden layers, the conditioner's output) are
     reused instead of allocated on every call: glibc can hand blocks of a few MiB back to the OS
-    on free, and touching fresh pages again costs page faults (how often depends on the heap's
-    state; side by side in one process the two measured the same). GPUs (torch's caching
-    allocator) and requests over SCRATCH_BYTES get a plain allocation.
+    on free, and touching fresh pages again costs page faults. GPUs (torch's caching allocator)
+    and requests over SCRATCH_BYTES get a plain allocation.
     """
     if like.device.type != "cpu" or numel * like.element_size() > SCRATCH_BYTES:
         return like.new_empty(numel)
@@ -88,14 +130,11 @@ def coupling_(
     Reversing the first layer's input columns and the last layer's output rows (s and t each)
     makes the conditioner read and write x's own column order, so the batch is never moved.
 
-    On CPU the conditioner runs on blocks of `block_rows` rows in one reused scratch buffer (GPUs
-    take the whole batch; a whole CPU batch with its activations allocated per call measured
-    ~1.1-1.7x slower), and writes s and t into two contiguous outputs: tanh and exp on a
-    contiguous (B, m) run 2-3.5x faster than on the s-columns of a (B, 2m) output. The coupling's
-    own arithmetic then runs once on the whole batch, in place on the conditioner's output (per
-    block it is no faster). With the bias fold of `_mlp_blocks`, measured against the kernel
-    without either (interleaved, batch 10,000, 2 threads): log_prob 202 -> 192 ms and sample
-    209 -> 193 ms at d=64, K=8, H=512; 55.6 -> 54.0 and 55.5 -> 53.3 ms at d=2, K=8, H=256.
+    On CPU the conditioner runs on blocks of `block_rows` rows in one reused scratch buffer, so
+    its activations stay in cache (GPUs take the whole batch), and writes s and t into two
+    contiguous outputs, because tanh and exp vectorise on a contiguous (B, m) block and not on the
+    s-columns of a (B, 2m) output. The coupling's own arithmetic then runs once on the whole
+    batch, in place on the conditioner's output.
     """
     m = x.shape[1] - k
     if flipped:
@@ -169,7 +208,7 @@ def _mlp_blocks(inp: Tensor, params: tuple[Tensor, ...], rows: int, split: int |
     for start in range(0, n, rows):
         h = inp[start : start + rows]
         for i, buffer, floor in zip(range(0, len(params) - 2, 2), buffers, floors):
-            # one input feature (d=2, no context): an outer product, 207 vs 215 us as a GEMM (4096 rows, H=256)
+            # one input feature (d=2, no context): an outer product, cheaper than a GEMM of inner size 1
             if params[i].shape[1] == 1:
                 h = torch.mul(h, params[i].view(1, -1), out=buffer[: h.shape[0]]).clamp_(min=floor)
             else:

@@ -20,11 +20,13 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from ..torch_internals.functorch import transforms_active
+
 
 def plain_no_grad() -> bool:
     """No autograd, and no tracer or torch.func transform that the hand-written kernels' in-place
     and out= ops would trip (those runs take the ordinary ops)."""
-    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and not transforms_active()
 
 
 def in_place_pass(x: Tensor) -> bool:

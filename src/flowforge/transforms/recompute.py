@@ -19,8 +19,8 @@ coarser levels inside a multi-scale Split) runs under ordinary autograd too: its
 keep only their outputs already, and rebuilding it whole would run them a second time.
 A CouplingTransform (the vector, image and spline couplings) rebuilds its input and re-runs
 itself from one conditioner pass: the conditioner reads only the kept part, which input and
-output share, so its (s, t) and their graph serve both the inverse and the re-run (a fused
-AffineCoupling does the same by hand, fused.py). Its backward then costs one conditioner pass
+output share, so its (s, t) and their graph serve both the inverse and the re-run (a Coupling
+that runs fused.py's kernel does the same by hand). Its backward then costs one conditioner pass
 more than ordinary autograd's; other layers pay an inverse and a forward.
 Recomputed inputs carry the round-trip error of the inverse (~1e-16 relative in float64).
 """
@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from .base import Compose, CouplingTransform, Inverse, Transform
-from .coupling import AffineCoupling
-from .fused import coupling_backward, coupling_inverse
+from .coupling import Coupling
+from .fused import mlp_params
 from .inplace import run_in_place
 from .norm import BatchNorm
 
@@ -123,8 +123,11 @@ def _layer_backward(
     grads: dict[Tensor, Tensor], wants_context: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Rebuild the layer's input x from z; return x, dL/dx and dL/dcontext (params into grads)."""
-    if isinstance(layer, AffineCoupling) and layer.is_fused and layer.net.autocast_dtype is None:  # float32-only kernel
-        return _fused_coupling_backward(layer, z, context, grad_z, grad_logabsdet, grads, wants_context)
+    kernel = layer.fused_kernel() if isinstance(layer, Coupling) else None
+    if kernel is not None:  # one conditioner pass rebuilds x and what the hand-written backward needs
+        x, grad_x, g_context, grad_params = kernel.rebuild_backward(layer.net, z, context, grad_z, grad_logabsdet)
+        _accumulate(grads, mlp_params(layer.net), grad_params)
+        return x, grad_x, (g_context if wants_context and layer.net.context_features else None)
     params = [p for p in layer.parameters() if p.requires_grad]
     with torch.enable_grad():
         c = context.detach().requires_grad_() if wants_context else context
@@ -156,16 +159,3 @@ def _rerun(layer: Transform, z: Tensor, context: Tensor | None) -> tuple[Tensor,
     x = x.requires_grad_()
     return x.detach(), (x,), layer(x, context)
 
-
-def _fused_coupling_backward(
-    layer: AffineCoupling, z: Tensor, context: Tensor | None, grad_z: Tensor, grad_logabsdet: Tensor,
-    grads: dict[Tensor, Tensor], wants_context: bool,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One conditioner pass rebuilds x and the tensors the hand-written backward needs."""
-    k = layer.split
-    context, params = layer.fused_args(z, context)
-    inp = layer.net.join(z[:, :k], context)
-    x, _, saved = coupling_inverse(z, inp, k, layer.bound, layer.scale, params)
-    grad_x, g_inp, grad_params = coupling_backward(saved, grad_z, grad_logabsdet, k, layer.bound, params)
-    _accumulate(grads, [p for p in params if p.requires_grad], [g for p, g in zip(params, grad_params) if p.requires_grad])
-    return x, grad_x, (g_inp[:, k:] if wants_context and context is not None else None)

@@ -84,21 +84,34 @@ def rational_quadratic_spline(
     slopes = _slopes(derivatives, min_derivative)
     inside = (x >= -bound) & (x <= bound)
     v = x.clamp(-bound, bound)  # tails are evaluated too, then discarded, so their gradients stay finite
-    knots = y_knots if inverse else x_knots
-    index = torch.searchsorted(knots[..., 1:-1].contiguous(), v[..., None].contiguous(), right=True)
+    index = torch.searchsorted((y_knots if inverse else x_knots)[..., 1:-1].contiguous(), v[..., None].contiguous(), right=True)
     x_k, w, y_k, h, d0, d1 = (t.gather(-1, i)[..., 0] for t, i in (
         (x_knots, index), (widths, index), (y_knots, index), (heights, index), (slopes, index), (slopes, index + 1)))
-    s = h / w
-    if inverse:
-        dy, curvature = v - y_k, d1 + d0 - 2 * s
-        a, b, c = h * (s - d0) + dy * curvature, h * d0 - dy * curvature, -s * dy
-        root = 2 * c / (-b - torch.sqrt((b * b - 4 * a * c).clamp_min(0)))
-        # the root can round just past [0, 1] at a knot: clamp its value but keep its gradient
-        theta = root + (root.clamp(0, 1) - root).detach()
-        y, logabsdet = x_k + theta * w, -_log_slope(theta, s, d0, d1)
-    else:
-        theta = ((v - x_k) / w).clamp(0, 1)
-        mix = theta * (1 - theta)
-        y = y_k + h * (s * theta * theta + d0 * mix) / (s + (d1 + d0 - 2 * s) * mix)
-        logabsdet = _log_slope(theta, s, d0, d1)
+    in_bin = _inverse_in_bin if inverse else _forward_in_bin
+    y, logabsdet = in_bin(v, x_k, w, y_k, h, d0, d1)
     return torch.where(inside, y, x).to(dtype), torch.where(inside, logabsdet, torch.zeros_like(logabsdet)).to(dtype)
+
+
+def _forward_in_bin(
+    v: Tensor, x_k: Tensor, w: Tensor, y_k: Tensor, h: Tensor, d0: Tensor, d1: Tensor
+) -> tuple[Tensor, Tensor]:
+    """y and log dy/dx for x = v in the bin at x_k (width w, height h, knot derivatives d0, d1)."""
+    s = h / w
+    theta = ((v - x_k) / w).clamp(0, 1)
+    mix = theta * (1 - theta)
+    y = y_k + h * (s * theta * theta + d0 * mix) / (s + (d1 + d0 - 2 * s) * mix)
+    return y, _log_slope(theta, s, d0, d1)
+
+
+def _inverse_in_bin(
+    v: Tensor, x_k: Tensor, w: Tensor, y_k: Tensor, h: Tensor, d0: Tensor, d1: Tensor
+) -> tuple[Tensor, Tensor]:
+    """x and log dx/dy for y = v in the bin at y_k: the root of a theta^2 + b theta + c = 0 (see
+    rational_quadratic_spline for why this form of it)."""
+    s = h / w
+    dy, curvature = v - y_k, d1 + d0 - 2 * s
+    a, b, c = h * (s - d0) + dy * curvature, h * d0 - dy * curvature, -s * dy
+    root = 2 * c / (-b - torch.sqrt((b * b - 4 * a * c).clamp_min(0)))
+    # the root can round just past [0, 1] at a knot: clamp its value but keep its gradient
+    theta = root + (root.clamp(0, 1) - root).detach()
+    return x_k + theta * w, -_log_slope(theta, s, d0, d1)
