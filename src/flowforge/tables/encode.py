@@ -1,0 +1,117 @@
+"""A DataFrame as the arrays the models see, and back: continuous values and category codes.
+
+Continuous columns keep their raw values (a datetime as whole `resolution` units after the
+earliest training date); categorical columns become codes 0..K-1 into the schema's levels.
+Unseen levels and values outside a column's support are flagged per row, never guessed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import FlowforgeError
+from .infer import epoch_seconds
+from .schema import Column, Schema
+from .support import in_support
+
+
+@dataclass
+class Encoded:
+    """Rows as arrays: `continuous` (n, D) float64, `codes` (n, C) int64 (-1 where unseen or
+    missing), `missing` (n,) rows with a blank modelled cell, `outside` (n,) rows with an unseen
+    level or a value outside its column's support."""
+
+    continuous: np.ndarray
+    codes: np.ndarray
+    missing: np.ndarray
+    outside: np.ndarray
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """Match levels by value: 1, 1.0 and True are one number; text is compared as text."""
+    value = value.item() if hasattr(value, "item") else value
+    return ("n", float(value)) if isinstance(value, (bool, int, float)) else ("s", str(value))
+
+
+def _is_text(values: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+
+
+def _check_types(schema: Schema, df: pd.DataFrame) -> None:
+    """One error naming every column that is absent or of another type than in training."""
+    problems = [f"{c.name!r}: missing from the table" for c in schema.columns if c.name not in df.columns and c.kind != "identifier"]
+    for c in schema.continuous:
+        if c.name in df.columns and c.kind != "datetime" and _is_text(df[c.name].dropna()) and len(df[c.name].dropna()):
+            problems.append(f"{c.name!r}: {c.kind} in training, but text here (e.g. {df[c.name].dropna().iloc[0]!r})")
+    for c in schema.discrete:
+        if c.name in df.columns and all(isinstance(v, str) for v in c.levels) and not _is_text(df[c.name].dropna()):
+            problems.append(f"{c.name!r}: categorical (text) in training, but numbers here")
+    if problems:
+        raise FlowforgeError("the table does not match the schema:\n  " + "\n  ".join(problems))
+
+
+def _continuous(column: Column, values: pd.Series) -> np.ndarray:
+    if column.kind == "datetime":
+        return epoch_seconds(pd.to_datetime(values, errors="coerce")) / column.resolution - column.low
+    return pd.to_numeric(values, errors="coerce").to_numpy(float)
+
+
+def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
+    """Encode the schema's modelled columns of df (extra columns are ignored)."""
+    _check_types(schema, df)
+    n = len(df)
+    missing, outside = np.zeros(n, bool), np.zeros(n, bool)
+    continuous = np.zeros((n, len(schema.continuous)))
+    for j, c in enumerate(schema.continuous):
+        continuous[:, j] = _continuous(c, df[c.name])
+        blank = df[c.name].isna().to_numpy()
+        missing |= blank
+        outside |= ~blank & ~in_support(c, torch.from_numpy(continuous[:, j])).numpy()
+    codes = np.full((n, len(schema.discrete)), -1, dtype=np.int64)
+    for j, c in enumerate(schema.discrete):
+        index = {_key(level): i for i, level in enumerate(c.levels)}
+        blank = df[c.name].isna().to_numpy()
+        codes[:, j] = [-1 if b else index.get(_key(v), -1) for v, b in zip(df[c.name], blank)]
+        missing |= blank
+        outside |= ~blank & (codes[:, j] < 0)
+    for c in schema.of_kinds(("constant",)):
+        blank = df[c.name].isna().to_numpy()
+        missing |= blank
+        outside |= ~blank & np.array([_key(v) != _key(c.levels[0]) for v in df[c.name]])
+    return Encoded(continuous, codes, missing, outside)
+
+
+def _written(column: Column, values: np.ndarray | list) -> pd.Series:
+    """Values in the dtype the column had (whole numbers as int64, dates as datetime64)."""
+    if column.kind == "datetime":
+        return pd.Series(pd.to_datetime((values + column.low) * column.resolution, unit="s"))
+    if column.kind == "integer" or (column.levels and all(isinstance(v, int) and not isinstance(v, bool) for v in column.levels)):
+        return pd.Series(np.asarray(values, dtype=np.int64))
+    series = pd.Series(values)
+    try:
+        return series.astype(column.dtype)
+    except (TypeError, ValueError):
+        return series
+
+
+def decode(schema: Schema, continuous: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+    """A DataFrame in the schema's column order from sampled values (whole numbers already
+    floored) and codes; a constant column repeats its value, an identifier counts 0..n-1."""
+    n = len(continuous)
+    where_c = {c.name: j for j, c in enumerate(schema.continuous)}
+    where_d = {c.name: j for j, c in enumerate(schema.discrete)}
+    out = {}
+    for c in schema.columns:
+        if c.name in where_c:
+            out[c.name] = _written(c, continuous[:, where_c[c.name]])
+        elif c.name in where_d:
+            out[c.name] = _written(c, [c.levels[k] for k in codes[:, where_d[c.name]]])
+        elif c.kind == "constant":
+            out[c.name] = _written(c, [c.levels[0]] * n)
+        else:
+            out[c.name] = pd.Series(np.arange(n))
+    return pd.DataFrame(out)

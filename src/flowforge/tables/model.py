@@ -1,0 +1,211 @@
+"""TableFlow: a mixed table's exact likelihood, on the original scale of every column.
+
+    log p(row) = log P(c)  +  log q(y | onehot(c))  +  sum_j log|dy_j/dx_j|
+
+c are the categorical cells (CategoricalAR, exact), y the continuous cells after their support
+maps (support.py; integers and dates dequantised, latent.py), q a conditional flow (flowforge's
+builders with context_features). Identifier and constant columns are left out of the model.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import FlowforgeError
+from ..flows import build_model
+from ..flows.flow import Flow
+from ..train import fit
+from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
+from .encode import decode, encode
+from .infer import infer_schema
+from .latent import from_latents, has_dequantised, mean_exp, noise, to_latents
+from .schema import Schema
+from .training import SMALL_TABLE_ROWS, copies_for, flow_data, rows_to_keep, split
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """TableFlow's options (JSON in a saved model). `hidden`/`layers` None: chosen from the rows."""
+
+    model: str = "nsf"
+    seed: int = 0
+    steps: int | None = None
+    missing: str = "drop"
+    layers: int | None = None
+    hidden: tuple[int, ...] | None = None
+    lr: float = 1e-3
+    batch_size: int = 256
+    val_fraction: float = 0.15
+    patience: int = 20
+    samples: int = 16  # dequantisation draws per row when scoring
+
+
+@dataclass
+class TableFlow:
+    """Fit, sample and score a pandas DataFrame (see the module docstring for the model)."""
+
+    schema: Schema | None = None
+    model: str = "nsf"
+    seed: int = 0
+    steps: int | None = None
+    missing: str = "drop"
+    layers: int | None = None
+    hidden: tuple[int, ...] | None = None
+    lr: float = 1e-3
+    batch_size: int = 256
+    val_fraction: float = 0.15
+    patience: int = 20
+    samples: int = 16
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def options(self) -> TableOptions:
+        return TableOptions(**{k: getattr(self, k) for k in TableOptions.__dataclass_fields__})
+
+    def fit(self, df: pd.DataFrame) -> TableFlow:
+        started = time.perf_counter()
+        self.schema = self.schema or infer_schema(df)
+        left_out = [f"{c.name} ({c.kind})" for c in self.schema.of_kinds(("identifier", "constant"))]
+        if left_out:
+            warnings.warn(f"left out of the model: {', '.join(left_out)}", stacklevel=2)
+        encoded = encode(self.schema, df)
+        keep = rows_to_keep(self.schema, df, encoded, self.missing)
+        codes, x = torch.from_numpy(encoded.codes[keep]), encoded.continuous[keep]
+        train, val = split(len(x), self.val_fraction, self.seed)
+        torch.manual_seed(self.seed)
+        self._fit_discrete(codes, train, val)
+        self._fit_continuous(x, codes, train, val)
+        self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
+                            fit_seconds=round(time.perf_counter() - started, 2))
+        return self
+
+    def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
+        sizes = [len(c.levels) for c in self.schema.discrete]
+        priors = [smoothed_log_frequencies(codes[train, k].numpy(), s) for k, s in enumerate(sizes)]
+        self.discrete = CategoricalAR(sizes, priors)
+        result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or 1000, self.seed)
+        self.metrics["categorical"] = result
+
+    def _build_flow(self, features: int, rows: int) -> Flow:
+        small = rows < SMALL_TABLE_ROWS
+        kwargs = {"layers": self.layers or 4, "hidden": tuple(self.hidden or ((64, 64) if small else (128, 128))),
+                  "context_features": sum(len(c.levels) for c in self.schema.discrete),
+                  "standardize": "whiten" if small else True, "seed": self.seed}
+        if self.model == "nsf" and features == 1:
+            kwargs["autoregressive"] = True  # a coupling needs two features
+        return build_model(self.model, features=features, **kwargs)
+
+    def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
+        self.flow = None
+        if not self.schema.continuous:
+            return
+        hot = one_hot(codes, self.discrete.sizes)
+        generator = torch.Generator().manual_seed(self.seed)
+        copies = copies_for(len(train))
+        y_train, c_train = flow_data(self.schema, x[train], hot[train], copies, generator)
+        y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
+        self.flow = self._build_flow(x.shape[1], len(train))
+        context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
+        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=self.lr,
+                      seed=self.seed, patience=self.patience, progress=False, **context)
+        self.flow.eval()
+        stayed = history.best_step == 0
+        self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
+                                "start_val_nll": history.val_nll[0] if history.val_nll else None,
+                                "stayed_at_gaussian": stayed, "dequantised_copies": copies}
+        if stayed:
+            self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the starting "
+                                           "Gaussian, so the flow kept its initial (Gaussian) weights")
+
+    def _likelihood_kind(self) -> dict[str, Any]:
+        dequantised = [c.name for c in self.schema.continuous if c.kind in ("integer", "datetime")]
+        kind = "lower bound" if dequantised else "exact"
+        return {"likelihood": kind, "dequantised": dequantised, "dequantisation_samples": self.samples if dequantised else 0}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "discrete"):
+            raise FlowforgeError("this TableFlow is not fitted: call fit(df) or TableFlow.load(folder)")
+
+    @torch.no_grad()
+    def log_prob(self, df: pd.DataFrame) -> np.ndarray:
+        """(n,) float64 log p(row) in nats on the original scale: -inf (with a warning naming the
+        rows) for unseen levels or values outside a support, NaN (with a warning) for rows with
+        blank modelled cells. Dequantised columns make it a lower bound (see metrics)."""
+        self._check_fitted()
+        encoded = encode(self.schema, df)
+        result = np.full(len(df), np.nan)
+        valid = ~encoded.missing & ~encoded.outside
+        result[encoded.outside & ~encoded.missing] = -np.inf
+        for label, rows in (("outside the model's support (unseen level or value)", encoded.outside), ("blank cells", encoded.missing)):
+            if rows.any():
+                warnings.warn(f"log_prob: {int(rows.sum())} rows with {label} get {'NaN' if 'blank' in label else '-inf'}, "
+                              f"e.g. rows {list(df.index[rows][:10])}", stacklevel=2)
+        if valid.any():
+            result[valid] = self._log_prob(encoded.codes[valid], encoded.continuous[valid])
+        return result
+
+    def _log_prob(self, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
+        codes = torch.from_numpy(codes_np)
+        total = self.discrete.log_prob(codes).double()
+        if self.flow is not None:
+            hot = one_hot(codes, self.discrete.sizes)
+            context = hot if hot.shape[1] else None
+            samples = self.samples if has_dequantised(self.schema) else 1
+            u = noise(self.schema, len(x_np), samples, torch.Generator().manual_seed(self.seed + 1))
+            logs = []
+            for s in range(samples):
+                y, logabsdet = to_latents(self.schema, torch.from_numpy(x_np) + u[s])
+                logs.append(self.flow.log_prob(y.float(), context).double() + logabsdet)
+            total = total + mean_exp(torch.stack(logs))
+        return total.numpy()
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        """n synthetic rows: the original columns, order and dtypes, every cell in its column's support."""
+        self._check_fitted()
+        generator = torch.Generator().manual_seed(seed)
+        codes = self.discrete.sample(n, generator)
+        x = np.zeros((n, 0))
+        if self.flow is not None:
+            hot = one_hot(codes, self.discrete.sizes)
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                x = self._sample_continuous(hot)
+        return decode(self.schema, x, codes.numpy())
+
+    def _sample_continuous(self, hot: torch.Tensor) -> np.ndarray:
+        """Raw values for each row's context; rows the flow maps to non-finite values are drawn again."""
+        context = hot if hot.shape[1] else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = from_latents(self.schema, self.flow.sample(len(hot), context=context).double())
+            for _ in range(20):
+                bad = ~np.isfinite(x).all(1)
+                if not bad.any():
+                    return x
+                again = self.flow.sample(int(bad.sum()), context=context[bad] if context is not None else None)
+                x[bad] = from_latents(self.schema, again.double())
+        raise FlowforgeError("sample: the flow keeps producing non-finite values; refit with more steps or a smaller lr")
+
+    def save(self, folder: str) -> None:
+        from .storage import save_table
+
+        save_table(self, folder)
+
+    @classmethod
+    def load(cls, folder: str) -> TableFlow:
+        from .storage import load_table
+
+        return load_table(folder)
+
+
+def options_json(model: TableFlow) -> dict[str, Any]:
+    options = asdict(model.options)
+    options["hidden"] = list(options["hidden"]) if options["hidden"] else None
+    return options
