@@ -61,6 +61,13 @@ def test_independent_log_prob_is_a_sum_of_per_column_terms() -> None:
     np.testing.assert_allclose(logp, c + x)
 
 
+def test_integer_columns_get_a_mass_and_the_masses_sum_to_one() -> None:
+    train = pd.DataFrame({"n": [0, 1, 1, 2, 5, 7, 8, 8, 9, 12]})
+    grid = pd.DataFrame({"n": np.arange(-40, 60)})
+    mass = np.exp(tm.independent_log_prob(train, grid, {"n": "integer"}))
+    assert abs(mass.sum() - 1) < 1e-9 and mass[40 + 8] > mass[40 + 3] > mass[40 + 30]
+
+
 def test_split_is_seeded_and_disjoint() -> None:
     df = pd.DataFrame({"i": np.arange(50)})
     train, test = split(df, 3)
@@ -76,7 +83,7 @@ def test_quality_score_runs_on_a_tiny_frame() -> None:
 
 
 def test_report_and_results_section(tmp_path: Path) -> None:
-    import tables
+    import table_report as tables
 
     row = {"table": "t", "train_rows": 8, "test_rows": 2, "columns": 2, "seed": 0, "fit_s": 1.0, "quality": 0.8,
            "c2st_auc": 0.6, "outside": {"any": 0.01}}
