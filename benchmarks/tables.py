@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> dict:
         missing.update({m: "sdv is not installed (the bench extra)" for m in methods if m in SDV_METHODS})
     methods = [m for m in methods if m not in missing]
     rows, notes = [], {}
+    partial = Path(args.out + ".partial") if not args.quick else None
     for table in tables:
         df, notes[table] = load(table, args.full)
         df = df.iloc[: args.max_rows] if args.max_rows else df
@@ -156,6 +157,8 @@ def run(args: argparse.Namespace) -> dict:
                        "method": method, "seed": seed, **run_one(method, train, test, kinds, seed, args.epochs)}
                 rows.append(row)
                 print(progress_line(row), flush=True)
+                if partial:  # a long run leaves its finished rows behind if it is stopped
+                    partial.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     return {"rows": rows, "notes": {k: v for k, v in notes.items() if v}, "missing": missing}
 
 
