@@ -101,9 +101,15 @@ def write_results(path: Path, section: str) -> None:
 
 def report(args: argparse.Namespace, results: dict, header: str) -> str:
     notes = "; ".join(f"{k}: {v}" for k, v in results["notes"].items())
-    method = (f"Seeded 80/20 splits; every method at its defaults, except CTGAN/TVAE at {args.epochs} epochs (SDV's default "
-              f"is 300). Synthetic rows: as many as the training rows (the C2ST uses as many as the held-out rows). "
-              f"Rerun: `python benchmarks/tables.py --results benchmarks/RESULTS.md`." + (f" Subsampled: {notes}." if notes else ""))
+    seeds = {m: ", ".join(map(str, sorted({r["seed"] for r in results["rows"] if (r["method"] == "flowforge") == m})))
+             for m in (True, False)}
+    method = (f"Seeded 80/20 splits (flowforge at seeds {seeds[True]}, SDV's methods at {seeds[False] or '—'}); every method at its "
+              f"defaults, except CTGAN/TVAE at {args.epochs} epochs (SDV's default is 300). Synthetic rows: as many as the "
+              "training rows (the C2ST uses as many as the held-out rows). Quality and C2ST compare with the held-out rows; "
+              "outside support counts synthetic cells against the training column (benchmarks/table_metrics.py). "
+              "TableFlow drops rows with blank cells (missing=\"drop\") and samples none, where SDV's methods reproduce blanks; "
+              "its NLL is a lower bound where integers are dequantised. Rerun: `python benchmarks/tables.py --results "
+              "benchmarks/RESULTS.md`." + (f" Subsampled: {notes}." if notes else ""))
     parts = [f"{REPORT_HEADING}{header}", "", method, "", sample_table(results)]
     if likelihood_table(results):
         parts += ["", "flowforge's held-out NLL (nats a row) against the baselines fitted to the same training rows:", "",
