@@ -46,7 +46,8 @@ def support_violations(train: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict
 
     Rules: missing where training has no missing cell; a category (or code) never seen in training;
     a non-integer in an integer column; negative where training is >= 0; above 1 where training
-    lies in [0, 1]. A cell breaking several rules counts once in "any"."""
+    lies in [0, 1]. A cell breaking several rules counts once in "any"; "columns" has each offending
+    column's share of its own cells."""
     cells = len(synthetic) * len(train.columns)
     totals: dict[str, float] = {}
     broken = np.zeros((len(synthetic), len(train.columns)), bool)
@@ -54,7 +55,8 @@ def support_violations(train: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict
         for rule, mask in _outside(train[name], synthetic[name], kinds[name]).items():
             totals[rule] = totals.get(rule, 0) + int(mask.sum())
             broken[:, j] |= mask
-    return {"any": broken.sum() / cells, **{rule: n / cells for rule, n in totals.items()}}
+    by_column = {name: float(broken[:, j].mean()) for j, name in enumerate(train.columns) if broken[:, j].any()}
+    return {"any": broken.sum() / cells, **{rule: n / cells for rule, n in totals.items()}, "columns": by_column}
 
 
 def encode(frames: list[pd.DataFrame]) -> tuple[list[np.ndarray], np.ndarray]:

@@ -36,6 +36,7 @@ def test_support_violations_counts_each_rule_and_each_cell_once() -> None:
     assert out["non-integer"] == 1 / cells and out["negative"] == 2 / cells  # count -1.0 is an integer but negative
     assert out["above 1 (proportion)"] == 1 / cells and out["missing"] == 1 / cells
     assert out["any"] == 7 / cells
+    assert out["columns"] == {"colour": 0.5, "count": 1.0, "code": 0.5, "share": 0.5, "size": 1.0}
     assert tm.support_violations(train, train, tm.column_kinds(train))["any"] == 0
 
 
