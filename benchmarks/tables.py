@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="bench-results/tables.json")
     parser.add_argument("--results", default=None, help="write the report as a section of this markdown file")
-    parser.add_argument("--from-json", default=None, help="print (and --results) the report of a saved run; measures nothing")
+    parser.add_argument("--from-json", default=None, help="print (and --results) the report of saved runs (comma-separated JSON files); measures nothing")
     args = parser.parse_args()
     args.tables = args.tables or ("iris,faithful" if args.quick else ",".join(DEFAULT_TABLES))
     args.seeds = args.seeds or ("0" if args.quick else "0,1,2")
@@ -183,8 +183,8 @@ def main() -> None:
     args.max_rows = args.max_rows or (200 if args.quick else None)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # SDV's and RDT's future warnings would bury the table
-    if args.from_json:  # render a saved run again (after a change to the report's format)
-        results = json.loads(Path(args.from_json).read_text())
+    if args.from_json:  # render saved runs again (after a change to the report's format), as one
+        results = merge([json.loads(Path(p).read_text()) for p in args.from_json.split(",")])
         args.epochs = results["epochs"]
         text = report(args, results, results["header"])
     else:
@@ -205,6 +205,17 @@ def measure(args: argparse.Namespace) -> tuple[dict, str]:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     return results, report(args, results, header)
+
+
+def merge(runs: list[dict]) -> dict:
+    """Saved runs as one: their rows in turn, the first run's header with the others' methods, seeds and load."""
+    if len({r["epochs"] for r in runs}) > 1:
+        raise SystemExit("--from-json: the runs used different --epochs")
+    header = runs[0]["header"] + "".join(
+        f"; {', '.join(dict.fromkeys(row['method'] for row in r['rows']))} at seeds {r['seeds']} in another run, {r['load']}"
+        for r in runs[1:])
+    return {"rows": [row for r in runs for row in r["rows"]], "notes": {k: v for r in runs for k, v in r["notes"].items()},
+            "missing": {k: v for r in runs for k, v in r["missing"].items()}, "header": header, "epochs": runs[0]["epochs"]}
 
 
 def versions() -> str:
