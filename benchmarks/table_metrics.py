@@ -26,6 +26,18 @@ def column_kinds(train: pd.DataFrame) -> dict[str, str]:
     return kinds
 
 
+def atoms(df: pd.DataFrame, share: float = 0.2) -> dict[str, tuple[float, float]]:
+    """Continuous columns (column_kinds; integers get masses, not densities) where one value holds >= `share` of
+    the cells: {column: (value, its share)}. A continuous density can put unbounded mass density there,
+    so a held-out NLL on such a column says little (and no sample from a density hits the value)."""
+    kinds, out = column_kinds(df), {}
+    for name, kind in kinds.items():
+        counts = df[name].value_counts(normalize=True)
+        if kind == "continuous" and len(counts) and counts.iloc[0] >= share:
+            out[name] = (float(counts.index[0]), float(counts.iloc[0]))
+    return out
+
+
 def _outside(train: pd.Series, sample: pd.Series, kind: str) -> dict[str, np.ndarray]:
     """Per cell of `sample`, which support rule of the training column it breaks."""
     missing = sample.isna().to_numpy()

@@ -115,6 +115,10 @@ def report(args: argparse.Namespace, results: dict, header: str) -> str:
         parts += ["", "flowforge's held-out NLL (nats a row) against the baselines fitted to the same training rows:", "",
                   likelihood_table(results)]
     parts += ["", *(f"- {v}" for v in verdicts(results))]
+    spikes = [f"{t} {c} ({100 * share:.0f}% {value:g})" for t, cs in results.get("atoms", {}).items() for c, (value, share) in cs.items()]
+    if spikes:
+        parts += ["", "Continuous columns with an atom (one value in at least 20% of the rows), where a continuous density's "
+                  "held-out NLL can be arbitrarily low and its samples never hit the value: " + ", ".join(spikes) + "."]
     if results["missing"]:
         parts += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in results["missing"].items())]
     return "\n".join(parts)

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from table_data import DEFAULT_TABLES, load, split
-from table_metrics import c2st_auc, column_kinds, independent_log_prob, quality_score, sdv_metadata, support_violations
+from table_metrics import atoms, c2st_auc, column_kinds, independent_log_prob, quality_score, sdv_metadata, support_violations
 from table_report import progress_line, report, verdicts, write_results
 
 SDV_METHODS = {"gaussian_copula": "GaussianCopulaSynthesizer", "ctgan": "CTGANSynthesizer",
@@ -142,11 +142,12 @@ def run(args: argparse.Namespace) -> dict:
     except ImportError:
         missing.update({m: "sdv is not installed (the bench extra)" for m in methods if m in SDV_METHODS})
     methods = [m for m in methods if m not in missing]
-    rows, notes = [], {}
+    rows, notes, spikes = [], {}, {}
     partial = Path(args.out + ".partial") if not args.quick else None
     for table in tables:
         df, notes[table] = load(table, args.full)
         df = df.iloc[: args.max_rows] if args.max_rows else df
+        spikes[table] = atoms(df)
         for seed in seeds:
             train, test = split(df, seed)
             kinds = column_kinds(train)  # the support rules: the same for every method
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> dict:
                 print(progress_line(row), flush=True)
                 if partial:  # a long run leaves its finished rows behind if it is stopped
                     partial.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
-    return {"rows": rows, "notes": {k: v for k, v in notes.items() if v}, "missing": missing}
+    return {"rows": rows, "notes": {k: v for k, v in notes.items() if v}, "missing": missing, "atoms": spikes}
 
 
 def main() -> None:
@@ -186,6 +187,7 @@ def main() -> None:
     if args.from_json:  # render saved runs again (after a change to the report's format), as one
         results = merge([json.loads(Path(p).read_text()) for p in args.from_json.split(",")])
         args.epochs = results["epochs"]
+        results.setdefault("atoms", {t: atoms(load(t, args.full)[0]) for t in dict.fromkeys(r["table"] for r in results["rows"])})
         text = report(args, results, results["header"])
     else:
         results, text = measure(args)

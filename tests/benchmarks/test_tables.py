@@ -69,6 +69,11 @@ def test_integer_columns_get_a_mass_and_the_masses_sum_to_one() -> None:
     assert abs(mass.sum() - 1) < 1e-9 and mass[40 + 8] > mass[40 + 3] > mass[40 + 30]
 
 
+def test_atoms_are_continuous_columns_with_a_frequent_value() -> None:
+    df = pd.DataFrame({"rain": [0.0] * 6 + [0.3, 1.7, 2.2, 5.1], "count": [0] * 5 + list(range(20, 25)), "x": np.linspace(0.5, 1, 10)})
+    assert tm.atoms(df) == {"rain": (0.0, 0.6)}
+
+
 def test_split_is_seeded_and_disjoint() -> None:
     df = pd.DataFrame({"i": np.arange(50)})
     train, test = split(df, 3)
