@@ -15,7 +15,7 @@ import torch
 from .discrete import smoothed_log_frequencies
 from .encode import encode
 from .infer import infer_schema
-from .latent import has_dequantised, mean_exp, noise, to_latents
+from .latent import has_dequantised, mean_exp, noise, scoring_noise, to_latents
 from .schema import Schema
 
 
@@ -44,7 +44,7 @@ class GaussianBaseline:
         encoded = encode(self.schema, df)
         samples = self.samples if has_dequantised(self.schema) else 1
         x = torch.from_numpy(np.nan_to_num(encoded.continuous, nan=1.0))
-        u = noise(self.schema, len(x), samples, torch.Generator().manual_seed(self.seed + 1))
+        u = scoring_noise(self.schema, samples, self.seed + 1)
         logs = []
         for s in range(samples):
             y, logabsdet = to_latents(self.schema, x + u[s])

@@ -31,9 +31,14 @@ class Encoded:
     outside: np.ndarray
 
 
+BLANK = ("blank", None)  # the key of the level None: blank cells, modelled with missing="level"
+
+
 def _key(value: Any) -> tuple[str, Any]:
     """Match levels by value: 1, 1.0 and True are one number; text is compared as text."""
     value = value.item() if hasattr(value, "item") else value
+    if value is None:
+        return BLANK
     return ("n", float(value)) if isinstance(value, (bool, int, float)) else ("s", str(value))
 
 
@@ -75,7 +80,8 @@ def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
     for j, c in enumerate(schema.discrete):
         index = {_key(level): i for i, level in enumerate(c.levels)}
         blank = df[c.name].isna().to_numpy()
-        codes[:, j] = [-1 if b else index.get(_key(v), -1) for v, b in zip(df[c.name], blank)]
+        codes[:, j] = [index.get(BLANK, -1) if b else index.get(_key(v), -1) for v, b in zip(df[c.name], blank)]
+        blank = blank & (BLANK not in index)  # a blank cell is a level of its own when fitted with missing="level"
         missing |= blank
         outside |= ~blank & (codes[:, j] < 0)
     for c in schema.of_kinds(("constant",)):

@@ -22,7 +22,9 @@ import pandas as pd
 from ..errors import FlowforgeError
 from .schema import KINDS, Column, Schema
 
-# Measured on mtcars/airquality/diamonds (notes in model.py): up to 10 levels, exact categories beat dequantisation
+# Whole numbers with at most this many levels are categories: exact probabilities, where dequantised
+# integers give a lower bound. Held-out NLL, seeds 0-2, categories vs dequantised integers: mtcars
+# (cyl, vs, am, gear, carb) 21.67 vs 21.65 nats, airquality (Month) 21.73 vs 21.93.
 MAX_INTEGER_LEVELS = 10
 MAX_LEVELS = 200  # more text levels than this is rarely a category: name it identifier, or drop it
 INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
@@ -63,6 +65,8 @@ def _levels(values: pd.Series) -> tuple[Any, ...]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return tuple(_python(v) for v in values.cat.categories if (values == v).any())
     unique = [_python(v) for v in values.unique()]
+    if all(isinstance(v, float) and v.is_integer() for v in unique):
+        unique = [int(v) for v in unique]  # whole numbers read as floats because of blank cells
     if len({type(v) for v in unique}) > 1 and not all(isinstance(v, (int, float, bool)) for v in unique):
         unique = [str(v) for v in unique]
     return tuple(sorted(unique))

@@ -30,6 +30,17 @@ def noise(schema: Schema, n: int, samples: int, generator: torch.Generator) -> T
     return (EPS + (1 - 2 * EPS) * u) * mask
 
 
+def scoring_noise(schema: Schema, samples: int, seed: int) -> Tensor:
+    """(samples, 1, D) draws of u shared by every row, so a row's score does not depend on the
+    rows scored with it; a Latin hypercube (each column's draws one per stratum of [0, 1)), which
+    keeps each P(k) estimate unbiased with less spread than independent draws."""
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.tensor([float(is_dequantised(c)) for c in schema.continuous], dtype=torch.float64)
+    strata = torch.stack([torch.randperm(samples, generator=generator) for _ in mask], 1) if len(mask) else torch.zeros(samples, 0)
+    u = (strata + torch.rand(samples, len(mask), generator=generator, dtype=torch.float64)) / samples
+    return (EPS + (1 - 2 * EPS) * u)[:, None, :] * mask
+
+
 def to_latents(schema: Schema, x: Tensor) -> tuple[Tensor, Tensor]:
     """(m, D) dequantised values -> y (m, D) and the summed log|dy/dx| (m,), float64."""
     pairs = [to_latent(c, x[:, j]) for j, c in enumerate(schema.continuous)]

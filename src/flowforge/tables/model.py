@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,31 +24,34 @@ from ..train import fit
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
-from .latent import from_latents, has_dequantised, mean_exp, noise, to_latents
+from .latent import from_latents
 from .schema import Schema
-from .training import SMALL_TABLE_ROWS, copies_for, flow_data, rows_to_keep, split
+from .scoring import score
+from .training import SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
-
-@dataclass(frozen=True)
-class TableOptions:
-    """TableFlow's options (JSON in a saved model). `hidden`/`layers` None: chosen from the rows."""
-
-    model: str = "nsf"
-    seed: int = 0
-    steps: int | None = None
-    missing: str = "drop"
-    layers: int | None = None
-    hidden: tuple[int, ...] | None = None
-    lr: float = 1e-3
-    batch_size: int = 256
-    val_fraction: float = 0.15
-    patience: int = 20
-    samples: int = 16  # dequantisation draws per row when scoring
+OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
 
 @dataclass
 class TableFlow:
-    """Fit, sample and score a pandas DataFrame (see the module docstring for the model)."""
+    """Fit, sample and score a pandas DataFrame (the model: this module's docstring).
+
+    Args:
+        schema: the columns' kinds; None infers them from the table given to fit (infer_schema).
+        model: the flowforge builder of the continuous part (flowforge.MODELS), with
+            context_features = the categories' one-hots.
+        seed: the validation split, initial weights, dequantisation noise and training order.
+        steps: training steps of each part (None: 1000), early-stopped on held-out rows.
+        missing: "drop" rows with blank cells (their counts, per column, in a warning), or
+            "level": blank categorical cells are a level of their own (blank numbers still drop).
+        layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
+            training rows and 128x128 above, lr from training.default_lr).
+        batch_size, val_fraction, patience: as in flowforge.fit.
+        samples: dequantisation draws per row when scoring integer and date columns.
+
+    After fit, `metrics` says whether log_prob is exact or a lower bound (dequantised columns),
+    whether the flow moved from its starting Gaussian (and why not), rows used and dropped, time.
+    """
 
     schema: Schema | None = None
     model: str = "nsf"
@@ -57,7 +60,7 @@ class TableFlow:
     missing: str = "drop"
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     batch_size: int = 256
     val_fraction: float = 0.15
     patience: int = 20
@@ -65,12 +68,17 @@ class TableFlow:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def options(self) -> TableOptions:
-        return TableOptions(**{k: getattr(self, k) for k in TableOptions.__dataclass_fields__})
+    def options(self) -> dict[str, Any]:
+        """The constructor's arguments but the schema, as JSON stores them."""
+        options = {k: getattr(self, k) for k in OPTIONS}
+        options["hidden"] = list(options["hidden"]) if options["hidden"] else None
+        return options
 
     def fit(self, df: pd.DataFrame) -> TableFlow:
         started = time.perf_counter()
         self.schema = self.schema or infer_schema(df)
+        if self.missing == "level":
+            self.schema = with_blank_levels(self.schema, df)
         left_out = [f"{c.name} ({c.kind})" for c in self.schema.of_kinds(("identifier", "constant"))]
         if left_out:
             warnings.warn(f"left out of the model: {', '.join(left_out)}", stacklevel=2)
@@ -78,9 +86,10 @@ class TableFlow:
         keep = rows_to_keep(self.schema, df, encoded, self.missing)
         codes, x = torch.from_numpy(encoded.codes[keep]), encoded.continuous[keep]
         train, val = split(len(x), self.val_fraction, self.seed)
-        torch.manual_seed(self.seed)
-        self._fit_discrete(codes, train, val)
-        self._fit_continuous(x, codes, train, val)
+        with torch.random.fork_rng():  # the caller's random state is left as it was
+            torch.manual_seed(self.seed)
+            self._fit_discrete(codes, train, val)
+            self._fit_continuous(x, codes, train, val)
         self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
                             fit_seconds=round(time.perf_counter() - started, 2))
         return self
@@ -112,16 +121,19 @@ class TableFlow:
         y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
         self.flow = self._build_flow(x.shape[1], len(train))
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
-        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=self.lr,
+        lr = self.lr or default_lr(len(train))
+        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
                       seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
         self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
                                 "start_val_nll": history.val_nll[0] if history.val_nll else None,
-                                "stayed_at_gaussian": stayed, "dequantised_copies": copies}
+                                "stayed_at_gaussian": stayed, "dequantised_copies": copies, "lr": lr,
+                                "model": self.flow.spec}
         if stayed:
-            self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the starting "
-                                           "Gaussian, so the flow kept its initial (Gaussian) weights")
+            start = "full-covariance" if len(train) < SMALL_TABLE_ROWS else "per-column"
+            self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the flow's start, "
+                                           f"the {start} Gaussian fitted to the rows, so the flow kept it")
 
     def _likelihood_kind(self) -> dict[str, Any]:
         dequantised = [c.name for c in self.schema.continuous if c.kind in ("integer", "datetime")]
@@ -134,36 +146,12 @@ class TableFlow:
 
     @torch.no_grad()
     def log_prob(self, df: pd.DataFrame) -> np.ndarray:
-        """(n,) float64 log p(row) in nats on the original scale: -inf (with a warning naming the
-        rows) for unseen levels or values outside a support, NaN (with a warning) for rows with
-        blank modelled cells. Dequantised columns make it a lower bound (see metrics)."""
+        """(n,) float64 log p(row) in nats on the original scale (scoring.py): -inf for unseen levels
+        or values outside a support, the exact marginal over blank categorical cells, NaN for blank
+        continuous cells, each with a warning naming the rows. Dequantised columns make it a lower
+        bound in expectation (metrics["likelihood"])."""
         self._check_fitted()
-        encoded = encode(self.schema, df)
-        result = np.full(len(df), np.nan)
-        valid = ~encoded.missing & ~encoded.outside
-        result[encoded.outside & ~encoded.missing] = -np.inf
-        for label, rows in (("outside the model's support (unseen level or value)", encoded.outside), ("blank cells", encoded.missing)):
-            if rows.any():
-                warnings.warn(f"log_prob: {int(rows.sum())} rows with {label} get {'NaN' if 'blank' in label else '-inf'}, "
-                              f"e.g. rows {list(df.index[rows][:10])}", stacklevel=2)
-        if valid.any():
-            result[valid] = self._log_prob(encoded.codes[valid], encoded.continuous[valid])
-        return result
-
-    def _log_prob(self, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
-        codes = torch.from_numpy(codes_np)
-        total = self.discrete.log_prob(codes).double()
-        if self.flow is not None:
-            hot = one_hot(codes, self.discrete.sizes)
-            context = hot if hot.shape[1] else None
-            samples = self.samples if has_dequantised(self.schema) else 1
-            u = noise(self.schema, len(x_np), samples, torch.Generator().manual_seed(self.seed + 1))
-            logs = []
-            for s in range(samples):
-                y, logabsdet = to_latents(self.schema, torch.from_numpy(x_np) + u[s])
-                logs.append(self.flow.log_prob(y.float(), context).double() + logabsdet)
-            total = total + mean_exp(torch.stack(logs))
-        return total.numpy()
+        return score(self, df)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
@@ -203,9 +191,3 @@ class TableFlow:
         from .storage import load_table
 
         return load_table(folder)
-
-
-def options_json(model: TableFlow) -> dict[str, Any]:
-    options = asdict(model.options)
-    options["hidden"] = list(options["hidden"]) if options["hidden"] else None
-    return options

@@ -18,15 +18,13 @@ FORMAT = 1
 
 
 def save_table(model, folder: str | os.PathLike) -> Path:
-    from .model import options_json
-
     model._check_fitted()
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     if model.flow is not None:
         save(model.flow, path / "flow.pt")
     torch.save(model.discrete.state_dict(), path / "categorical.pt")
-    record = {"format": FORMAT, "schema": model.schema.to_json(), "options": options_json(model),
+    record = {"format": FORMAT, "schema": model.schema.to_json(), "options": model.options,
               "metrics": model.metrics, "has_flow": model.flow is not None}
     temporary = path / "table.json.tmp"
     temporary.write_text(json.dumps(record, indent=1, default=float))

@@ -1,0 +1,74 @@
+"""TableFlow.log_prob's rules for whole tables: unseen values, blank cells, and the sums.
+
+    complete rows:                 log P(c) + log q(y | c) + sum log|dy/dx|   (latent.py for counts)
+    unseen level / outside support: -inf
+    blank categorical cells only:  the exact marginal, log sum over their levels of p(row)
+    a blank continuous cell:       NaN (a flow's marginal over some of its inputs has no closed form)
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .discrete import one_hot
+from .encode import encode
+from .latent import has_dequantised, mean_exp, scoring_noise, to_latents
+
+MAX_COMBINATIONS = 4096  # rows whose blank categorical cells have more level combinations than this get NaN
+
+
+def log_prob_rows(model, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
+    """log p of complete, in-support rows: codes (n, C), raw continuous values x (n, D)."""
+    codes = torch.from_numpy(codes_np)
+    total = model.discrete.log_prob(codes).double()
+    if model.flow is not None:
+        hot = one_hot(codes, model.discrete.sizes)
+        context = hot if hot.shape[1] else None
+        samples = model.samples if has_dequantised(model.schema) else 1
+        u = scoring_noise(model.schema, samples, model.seed + 1)
+        logs = []
+        for s in range(samples):
+            y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np) + u[s])
+            logs.append(model.flow.log_prob(y.float(), context).double() + logabsdet)
+        total = total + mean_exp(torch.stack(logs))
+    return total.numpy()
+
+
+def marginal(model, codes: np.ndarray, x: np.ndarray) -> float:
+    """log p of one row summed over every level of its blank (-1) categorical cells."""
+    blank = np.flatnonzero(codes < 0)
+    choices = list(itertools.product(*[range(model.discrete.sizes[k]) for k in blank]))
+    if len(choices) > MAX_COMBINATIONS:
+        return float("nan")
+    filled = np.repeat(codes[None], len(choices), 0)
+    filled[:, blank] = np.array(choices)
+    logs = log_prob_rows(model, filled, np.repeat(x[None], len(choices), 0))
+    return float(torch.logsumexp(torch.from_numpy(logs), 0))
+
+
+def _warn(df: pd.DataFrame, rows: np.ndarray, what: str) -> None:
+    if rows.any():
+        warnings.warn(f"log_prob: {int(rows.sum())} rows {what}, e.g. rows {list(df.index[rows][:10])}", stacklevel=4)
+
+
+def score(model, df: pd.DataFrame) -> np.ndarray:
+    """(n,) log p of every row of df by the rules in this module's docstring, with warnings."""
+    encoded = encode(model.schema, df)
+    result = np.full(len(df), np.nan)
+    outside = encoded.outside
+    blank_continuous = np.isnan(encoded.continuous).any(1)
+    summed = encoded.missing & ~outside & ~blank_continuous
+    complete = ~encoded.missing & ~outside
+    result[outside] = -np.inf
+    _warn(df, outside, "outside the model's support (an unseen level, or a value its column cannot take) get -inf")
+    _warn(df, encoded.missing & ~summed & ~outside, "with blank continuous cells get NaN")
+    _warn(df, summed, "with blank categorical cells get the exact marginal over those cells")
+    if complete.any():
+        result[complete] = log_prob_rows(model, encoded.codes[complete], encoded.continuous[complete])
+    for i in np.flatnonzero(summed):
+        result[i] = marginal(model, encoded.codes[i], np.nan_to_num(encoded.continuous[i]))
+    return result
