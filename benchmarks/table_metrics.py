@@ -102,7 +102,7 @@ def c2st_auc(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0, folds: 
     return float(cross_val_score(classifier, x, y, cv=cv, scoring="roc_auc").mean())
 
 
-def _column_log_prob(train: pd.Series, test: pd.Series, kind: str) -> np.ndarray:
+def _column_log_prob(train: pd.Series, test: pd.Series, kind: str, sum_out_blanks: bool) -> np.ndarray:
     """Per test cell: log frequency (add-one, one slot for unseen), log KDE density (Scott's bandwidth) or,
     for integers, log KDE mass of [k - 1/2, k + 1/2) (a dequantised integer's likelihood is a mass too)."""
     from scipy.special import ndtr
@@ -113,7 +113,7 @@ def _column_log_prob(train: pd.Series, test: pd.Series, kind: str) -> np.ndarray
     if train.isna().any():  # missingness is part of the row: log P(missing) or log P(present)
         p_missing = (train.isna().sum() + 1) / (len(train) + 2)
         out += np.where(missing, np.log(p_missing), np.log1p(-p_missing))
-    elif missing.any():
+    elif missing.any() and not sum_out_blanks:
         out[missing] = -np.inf
     present = test[~missing]
     if kind == "categorical":
@@ -132,9 +132,10 @@ def _column_log_prob(train: pd.Series, test: pd.Series, kind: str) -> np.ndarray
     return out
 
 
-def independent_log_prob(train: pd.DataFrame, test: pd.DataFrame, kinds: dict[str, str]) -> np.ndarray:
-    """(n,) log-likelihood of each test row when every column in `kinds` is modelled alone."""
-    return sum(_column_log_prob(train[c], test[c], kinds[c]) for c in kinds)
+def independent_log_prob(train: pd.DataFrame, test: pd.DataFrame, kinds: dict[str, str], sum_out_blanks: bool = False) -> np.ndarray:
+    """(n,) log-likelihood of each test row when every column in `kinds` is modelled alone. A blank test
+    cell in a column with no blank training cell is impossible (-inf), or summed out (0) with sum_out_blanks."""
+    return sum(_column_log_prob(train[c], test[c], kinds[c], sum_out_blanks) for c in kinds)
 
 
 def sdv_metadata(train: pd.DataFrame, kinds: dict[str, str], table: str = "table") -> dict:

@@ -107,7 +107,8 @@ def likelihoods(model, train: pd.DataFrame, test: pd.DataFrame, baseline_cls) ->
     logp = np.asarray(model.log_prob(test), float)
     finite = np.isfinite(logp)
     rows, nll = test[finite].reset_index(drop=True), -logp[finite]
-    baselines = {"independent": -independent_log_prob(train.dropna(subset=list(kinds)), rows, kinds),
+    # TableFlow sums blank categorical cells out (its rows with blank continuous cells are NaN, not here)
+    baselines = {"independent": -independent_log_prob(train.dropna(subset=list(kinds)), rows, kinds, sum_out_blanks=True),
                  "gaussian": -np.asarray(baseline_cls().fit(train).log_prob(rows), float)}
     worst = int(np.argmax(nll))
     out = {"nll": float(nll.mean()), "scored_rows": int(finite.sum()), "blank_rows": int(np.isnan(logp).sum()),
