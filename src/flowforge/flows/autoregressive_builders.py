@@ -8,7 +8,7 @@ from ..transforms import Inverse, LULinear, Permutation, Reverse, Transform, hal
 from ..transforms.autoregressive import MaskedAutoregressive
 from ..transforms.coupling import Coupling
 from ..transforms.maps import AffineMap, ElementwiseMap, SplineMap
-from .builders import _assemble, _interleave, _mlp_factory, check_sizes
+from .builders import assemble, check_sizes, interleave, mlp_factory
 from .flow import Flow
 from .registry import register
 
@@ -38,7 +38,7 @@ def _autoregressive_steps(
         layer = MaskedAutoregressive(features, map_fn, tuple(hidden), context_features, activation, residual)
         return [Inverse(layer) if invert else layer]
 
-    return _interleave(layers, step, lambda i: _mixer(permute, features, seed + i))
+    return interleave(layers, step, lambda i: _mixer(permute, features, seed + i))
 
 
 @register("maf")
@@ -76,7 +76,7 @@ def MAF(
     """
     _check(features, layers, hidden, context_features, permute)
     steps = _autoregressive_steps(features, layers, AffineMap(bound), hidden, context_features, activation, residual, permute, seed)
-    return _assemble(features, steps, base, standardize, context_features, memory)
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("iaf")
@@ -108,7 +108,7 @@ def IAF(
     _check(features, layers, hidden, context_features, permute)
     map_fn = AffineMap(bound)
     steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed, invert=True)
-    return _assemble(features, steps, base, standardize, context_features, memory)
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nsf")
@@ -154,10 +154,10 @@ def NSF(
     map_fn = SplineMap(bins, bound)
     if autoregressive:
         steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
-        return _assemble(features, steps, base, standardize, context_features, memory)
-    factory = _mlp_factory(hidden, context_features, activation)
-    steps = _interleave(layers, lambda i: [Coupling(half_mask(features), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
-    return _assemble(features, steps, base, standardize, context_features, memory)
+        return assemble(features, steps, base, standardize, context_features, memory)
+    factory = mlp_factory(hidden, context_features, activation)
+    steps = interleave(layers, lambda i: [Coupling(half_mask(features), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nsf-ar")

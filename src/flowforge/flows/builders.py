@@ -50,17 +50,17 @@ def check_sizes(features: int, layers: int, hidden: Sequence[int], context_featu
     check_int("context_features", context_features, 0)
 
 
-def _choose(table: dict, key: Any, what: str) -> Any:
+def choose(table: dict, key: Any, what: str) -> Any:
     if key not in table:
         raise FlowforgeError(f"unknown {what} {key!r}; choose from {', '.join(str(k) for k in table if k)}")
     return table[key]
 
 
-def _mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
+def mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
     return lambda i, o: MLP(i, o, tuple(hidden), context_features, activation)
 
 
-def _interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Callable[[int], Transform]) -> list[Transform]:
+def interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Callable[[int], Transform]) -> list[Transform]:
     """step(0), mixer(1), step(1), ..., step(layers - 1): each layer's transforms, a mixer between layers."""
     out: list[Transform] = []
     for i in range(layers):
@@ -68,15 +68,15 @@ def _interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Call
     return out
 
 
-def _assemble(
+def assemble(
     features: int, steps: list[Transform], base: str, standardize: bool | str, context_features: int, memory: str = "standard"
 ) -> Flow:
     if not isinstance(standardize, (bool, str)) or standardize not in STANDARDIZE:
         raise FlowforgeError(f"unknown standardize {standardize!r}; choose from True, False or 'whiten'")
     first = STANDARDIZE[standardize]
     layers: list[Transform] = [first(features)] if first is not None else []
-    compose = _choose(MEMORY, memory, "memory")
-    make_base = _choose(BASES, base, "base")
+    compose = choose(MEMORY, memory, "memory")
+    make_base = choose(BASES, base, "base")
     # "conditional": mean and scale computed from the context
     base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
     return Flow(compose(layers + steps), base_distribution, (features,), context_features, standardize_context=first is not None)
@@ -116,15 +116,15 @@ def RealNVP(
         torch.Size([3, 2])
     """
     check_sizes(features, layers, hidden, context_features, "realnvp")
-    make_mask, norm_layer = _choose(MASKS, mask, "mask"), _choose(NORMS, norm, "norm")
-    factory = _mlp_factory(hidden, context_features, activation)
+    make_mask, norm_layer = choose(MASKS, mask, "mask"), choose(NORMS, norm, "norm")
+    factory = mlp_factory(hidden, context_features, activation)
 
     def step(i: int) -> list[Transform]:
         coupling = AffineCoupling(make_mask(features), factory, bound=bound)
         return [coupling] if norm_layer is None else [coupling, norm_layer(features)]
 
-    steps = _interleave(layers, step, lambda i: Reverse())
-    return _assemble(features, steps, base, standardize, context_features, memory)
+    steps = interleave(layers, step, lambda i: Reverse())
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("nice")
@@ -145,11 +145,11 @@ def NICE(
     Reference: Dinh et al., NICE: Non-linear Independent Components Estimation, 2015 (arXiv:1410.8516).
     """
     check_sizes(features, layers, hidden, context_features, "nice")
-    make_mask = _choose(MASKS, mask, "mask")
-    factory = _mlp_factory(hidden, context_features, activation)
-    steps = _interleave(layers, lambda i: [AdditiveCoupling(make_mask(features), factory)], lambda i: Reverse())
+    make_mask = choose(MASKS, mask, "mask")
+    factory = mlp_factory(hidden, context_features, activation)
+    steps = interleave(layers, lambda i: [AdditiveCoupling(make_mask(features), factory)], lambda i: Reverse())
     steps.append(DiagonalScale(features))
-    return _assemble(features, steps, base, standardize, context_features, memory)
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 @register("glow")
@@ -171,11 +171,11 @@ def Glow(
     Reference: Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, 2018.
     """
     check_sizes(features, layers, hidden, context_features, "glow")
-    factory = _mlp_factory(hidden, context_features, activation)
+    factory = mlp_factory(hidden, context_features, activation)
     steps: list[Transform] = []
     for i in range(layers):
         steps += [ActNorm(features), LULinear(features, seed=seed + i), AffineCoupling(half_mask(features), factory, bound=bound)]
-    return _assemble(features, steps, base, standardize, context_features, memory)
+    return assemble(features, steps, base, standardize, context_features, memory)
 
 
 def _by_shape(vector_builder: Callable[..., Flow], image_model: str) -> Callable[..., Flow]:

@@ -20,7 +20,7 @@ from ..transforms.conv import ActNorm2d, Conv1x1
 from ..transforms.dequantize import Dequantize, Logit, VariationalNoise
 from ..transforms.image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from ..transforms.reshape import Split, Squeeze
-from .builders import MEMORY, _choose
+from .builders import MEMORY, choose
 from .flow import Flow
 from .multiscale import Shape, multi_scale
 from .registry import register
@@ -77,7 +77,7 @@ def _compose_levels(transform: Transform, compose: type[Compose]) -> Transform:
     return transform
 
 
-def _assemble(shape: Shape, body: Transform, pixel_levels: int, dequantize: str | None, logit: float | None,
+def assemble(shape: Shape, body: Transform, pixel_levels: int, dequantize: str | None, logit: float | None,
               context_features: int, compose: type[Compose]) -> Flow:
     # Dequantize draws fresh noise on every call and Logit's sigmoid round trip is inexact near
     # the edges (both flagged), so only the body is recomputed; their activations are depth-free
@@ -135,7 +135,7 @@ def ImageGlow(
     """
     shape = check_image_shape(image_shape, levels, levels, 1)  # see most_levels
     _check_sizes(steps_per_level, hidden_channels, pixel_levels, dequantize)
-    compose = _choose(MEMORY, memory, "memory")
+    compose = choose(MEMORY, memory, "memory")
 
     def steps(shape: Shape, level: int) -> list[Transform]:
         c = shape[0] * 4  # Glow's steps act on the squeezed image
@@ -149,7 +149,7 @@ def ImageGlow(
         return [Squeeze(), *steps(shape, level), Inverse(Squeeze())]
 
     body = multi_scale(shape, levels, lambda s, level: ([], steps(s, level)), last)
-    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)
+    return assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)
 
 
 @register("image-realnvp")
@@ -188,7 +188,7 @@ def ImageRealNVP(
     """
     shape = check_image_shape(image_shape, levels, levels - 1, 2)
     _check_sizes(steps_per_level, hidden_channels, pixel_levels, dequantize)
-    compose = _choose(MEMORY, memory, "memory")
+    compose = choose(MEMORY, memory, "memory")
     if norm not in ("actnorm", None):
         raise FlowforgeError(f"unknown norm {norm!r}; choose from 'actnorm' or None")
 
@@ -210,4 +210,4 @@ def ImageRealNVP(
         return couplings(c, steps_per_level + 1, lambda i: checkerboard_mask(h, w, even=i % 2 == 0))
 
     body = multi_scale(shape, levels, middle, last)
-    return _assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)
+    return assemble(shape, body, pixel_levels, dequantize, logit, context_features, compose)
