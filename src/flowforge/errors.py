@@ -9,6 +9,11 @@ class FlowforgeError(ValueError):
     """Bad input, bad option or bad file. Subclasses ValueError so generic handlers still work."""
 
 
+class CellError(FlowforgeError):
+    """A cell of a text table that is not a number: text, a blank or a NaN. The numeric reader
+    refuses it; `flowforge train` then models the file as a table of mixed columns."""
+
+
 def check_int(name: str, value: Any, minimum: int) -> None:
     """Named error unless value is an integer (not a bool) of at least `minimum`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.datasets import split_indices
-from ..errors import FlowforgeError
+from ..errors import CellError, FlowforgeError
 from ..tables import Schema, TableFlow, infer_schema
 from ..tables.files import read_table
 from .config import TrainConfig
@@ -50,8 +50,10 @@ def wants_table_run(config: TrainConfig, declared: bool) -> bool:
 
     try:
         header = data.read_csv_with_header(path)[1]
+    except CellError:
+        return True  # text, dates or blank cells: the numeric path would stop at the first one
     except FlowforgeError:
-        return True  # not all numbers, or blank cells: the numeric path would stop at the first one
+        return False  # a ragged or empty file: the numeric path names the problem
     return bool(header) and any(not str(name).strip() for name in header)
 
 
@@ -68,12 +70,16 @@ def train_table_run(config: TrainConfig, columns: str | None = None, schema_file
         raise FlowforgeError("--context-columns is for numeric tables; a mixed table's model covers every column")
     df = _subset(read_table(config.data), config)
     schema = _schema(df, columns, schema_file)
-    print(schema, file=sys.stderr)
+    print(schema)
     train, test = _split(df, config)
     model = TableFlow(schema=schema, seed=config.seed, missing=missing, **_given_options(config))
     started = time.perf_counter()
-    model.fit(train)
+    with warnings.catch_warnings(record=True) as notices:  # shown once fit succeeds: an error stays one line
+        warnings.simplefilter("always")
+        model.fit(train)
     seconds = time.perf_counter() - started
+    for notice in notices:
+        warnings.warn_explicit(notice.message, notice.category, notice.filename, notice.lineno)
     folder = RunFolder.claim(config)
     config = TrainConfig.from_dict({**config.to_dict(), "out": str(folder.path)})
     model.save(folder.path / TABLE_FOLDER)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import FlowforgeError
+from ..errors import CellError, FlowforgeError
 
 _DELIMITERS = ("\t", ";", ",")  # the first one in the first line wins; whitespace if none is there
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -54,7 +54,7 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
     out = np.empty((len(rows), width))
     for k, (line, cells) in enumerate(rows):
         if not cells:
-            raise FlowforgeError(f"{name}: row {line} is blank (missing values); fill it in or remove it")
+            raise CellError(f"{name}: row {line} is blank (missing values); fill it in or remove it")
         if cells[0].startswith("#") and not (cells[0].upper() in MISSING and len(cells) == width):
             raise FlowforgeError(f"{name}: row {line} starts with '#' inside the table: comments go before or after it")
         if len(cells) != width:
@@ -63,12 +63,13 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
             out[k] = [float(cell) for cell in cells]
         except ValueError:
             column = next(j for j, cell in enumerate(cells) if not _is_number(cell))
-            raise FlowforgeError(_problem(name, line, column, cells[column], names)) from None
+            raise CellError(_problem(name, line, column, cells[column], names)) from None
     bad = np.argwhere(~(np.abs(out) <= _FLOAT32_MAX))  # NaN, Inf, or beyond float32
     if len(bad):
         k, column = bad[0]
         line, cells = rows[k]
-        raise FlowforgeError(_problem(name, line, column, cells[column], names))
+        error = CellError if np.isnan(out[k, column]) else FlowforgeError  # a NaN is a blank cell; Inf or 1e39 are numbers
+        raise error(_problem(name, line, column, cells[column], names))
     return out
 
 
