@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import flowforge
-from flowforge.tables import TableFlow
 from flowforge.cli import main
+from flowforge.tables import TableFlow
 
 from .strategies import FUZZ, csv_texts, numbers
 

@@ -16,9 +16,11 @@ from .frames import mixed, with_blanks
 def test_every_kind_is_inferred() -> None:
     schema = infer_schema(mixed())
     kinds = {c.name: c.kind for c in schema.columns}
-    assert kinds == {"Unnamed: 0": "identifier", "height": "real", "price": "positive", "share": "bounded",
+    assert kinds == {"Unnamed: 0": "identifier", "height": "positive", "price": "positive", "share": "bounded",
                      "visits": "integer", "colour": "categorical", "doors": "categorical", "member": "categorical",
                      "day": "datetime", "country": "constant"}
+    assert infer_schema(pd.DataFrame({"t": [-1.5, 0.2, 3.1, 0.0]})).columns[0].kind == "real"  # a sign change
+    assert infer_schema(pd.DataFrame({"t": [0.0, 0.2, 3.1, 4.5]})).columns[0].kind == "real"  # a zero: no log
     assert schema["colour"].levels == ("blue", "green", "red")
     assert schema["doors"].levels == (2, 4, 5)
     assert (schema["share"].low, schema["share"].high) == (0.0, 1.0)

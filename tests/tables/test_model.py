@@ -92,7 +92,7 @@ def test_a_column_of_another_type_when_scoring_is_a_named_error() -> None:
         fitted().log_prob(rows.drop(columns="price"))
     message = str(error.value)
     assert "'colour': categorical (text) in training, but numbers" in message
-    assert "'height': real in training, but text" in message and "'price': missing" in message
+    assert "'height': positive in training, but text" in message and "'price': missing" in message
 
 
 def test_all_missing_column_is_a_named_error_and_a_single_level_column_a_constant() -> None:

@@ -8,7 +8,7 @@ Rules, in order (a column's non-missing values v):
     whole numbers with <= MAX_INTEGER_LEVELS distinct values          -> categorical (exact)
     whole numbers                                                      -> integer (dequantised)
     0 < v < 1                                                          -> bounded(0, 1)
-    v > 0 and skewness > 1                                             -> positive
+    v > 0                                                              -> positive (log map)
     otherwise                                                          -> real
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _guess(name: str, values: pd.Series) -> str:
         return "categorical" if values.nunique() <= MAX_INTEGER_LEVELS else "integer"
     if values.min() > 0 and values.max() < 1:
         return "bounded"
-    return "positive" if values.min() > 0 and values.skew() > 1 else "real"
+    return "positive" if values.min() > 0 else "real"  # a density on v > 0: samples cannot leave the support
 
 
 def _datetimes(values: pd.Series) -> pd.Series:
