@@ -104,7 +104,8 @@ def c2st_auc(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0, folds: 
 
 def _column_log_prob(train: pd.Series, test: pd.Series, kind: str, sum_out_blanks: bool) -> np.ndarray:
     """Per test cell: log frequency (add-one, one slot for unseen), log KDE density (Scott's bandwidth) or,
-    for integers, log KDE mass of [k - 1/2, k + 1/2) (a dequantised integer's likelihood is a mass too)."""
+    for integers, log KDE mass of [k - 1/2, k + 1/2) (a dequantised integer's likelihood is a mass too); for
+    zero_inflated columns (exact zeros and positive values), log P(0) for a zero, else log P(> 0) + log KDE density."""
     from scipy.special import ndtr
     from scipy.stats import gaussian_kde
 
@@ -127,6 +128,12 @@ def _column_log_prob(train: pd.Series, test: pd.Series, kind: str, sum_out_blank
         mass = [(ndtr((chunk[:, None] - centres + 0.5) / h) - ndtr((chunk[:, None] - centres - 0.5) / h)).mean(1)
                 for chunk in np.array_split(k, max(1, len(k) // 256))]
         out[~missing] += np.log(np.concatenate(mass)) if len(k) else 0.0
+    elif kind == "zero_inflated":
+        x, zeros = present.to_numpy(float), (seen == 0).sum()
+        p_zero = (zeros + 1) / (len(seen) + 2)
+        positive = seen[seen > 0].to_numpy(float)
+        density = gaussian_kde(positive).logpdf(np.where(x > 0, x, positive[0])) if len(positive) > 1 else np.zeros(len(x))
+        out[~missing] += np.where(x == 0, np.log(p_zero), np.log1p(-p_zero) + density)
     else:
         out[~missing] += gaussian_kde(seen.to_numpy(float)).logpdf(present.to_numpy(float))
     return out

@@ -46,7 +46,7 @@ DEFAULT_METHODS = ["flowforge", "gaussian_copula", "ctgan", "tvae"]
 EPOCHS = {"ctgan", "tvae", "copula_gan"}  # the methods `--epochs` caps
 # TableFlow's column kinds -> the independent baseline's (datetime columns are not in these tables)
 SCHEMA_KINDS = {"categorical": "categorical", "integer": "integer", "real": "continuous", "positive": "continuous",
-                "bounded": "continuous"}
+                "bounded": "continuous", "nonnegative": "zero_inflated"}
 
 
 class _SDV:

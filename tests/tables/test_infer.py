@@ -20,7 +20,8 @@ def test_every_kind_is_inferred() -> None:
                      "visits": "integer", "colour": "categorical", "doors": "categorical", "member": "categorical",
                      "day": "datetime", "country": "constant"}
     assert infer_schema(pd.DataFrame({"t": [-1.5, 0.2, 3.1, 0.0]})).columns[0].kind == "real"  # a sign change
-    assert infer_schema(pd.DataFrame({"t": [0.0, 0.2, 3.1, 4.5]})).columns[0].kind == "real"  # a zero: no log
+    zeros = infer_schema(pd.DataFrame({"t": [0.0, 0.2, 3.1, 4.5]})).columns[0]
+    assert zeros.kind == "nonnegative" and zeros.resolution == 0.1  # an atom at 0, dequantised below half the smallest value
     assert schema["colour"].levels == ("blue", "green", "red")
     assert schema["doors"].levels == (2, 4, 5)
     assert (schema["share"].low, schema["share"].high) == (0.0, 1.0)

@@ -127,8 +127,11 @@ def test_unfitted_model_is_a_named_error() -> None:
 
 
 def test_a_rows_score_does_not_depend_on_the_rows_scored_with_it() -> None:
+    # The flow runs in float32, and a batch of 20 and one of 3 may round differently (another BLAS
+    # blocking: 6e-12 apart under ATEN_CPU_CAPABILITY=avx2), up to ~layers * 1e-7 relative. What this
+    # guards against, noise drawn per batch, moves a score by more than 1e-2.
     rows = mixed(20, seed=9)
-    np.testing.assert_allclose(fitted().log_prob(rows)[5:8], fitted().log_prob(rows.iloc[5:8]), rtol=1e-12)
+    np.testing.assert_allclose(fitted().log_prob(rows)[5:8], fitted().log_prob(rows.iloc[5:8]), rtol=1e-5)
 
 
 def test_too_few_complete_rows_is_a_named_error_and_staying_at_the_gaussian_is_said() -> None:
@@ -150,3 +153,17 @@ def test_missing_level_models_blank_categories_as_a_level_of_their_own() -> None
     assert np.isfinite(logp).all()
     with pytest.raises(FlowforgeError, match="missing='impute'"):
         TableFlow(missing="impute").fit(df)
+
+
+def test_a_column_of_exact_zeros_and_amounts_samples_both_and_scores_zeros_as_a_probability() -> None:
+    """Rain: 60% dry days (exactly 0), otherwise a positive amount. Samples are never negative and
+    hit 0 about as often; a dry day scores finitely (a probability for the rain, a density for temp)."""
+    rng = np.random.default_rng(0)
+    rain = np.where(rng.random(600) < 0.6, 0.0, rng.lognormal(1, 0.8, 600).round(1) + 0.1)
+    df = pd.DataFrame({"rain": rain, "temp": rng.normal(15, 5, 600) + 2 * (rain == 0)})
+    model = TableFlow(steps=150, seed=0).fit(df)
+    assert model.schema["rain"].kind == "nonnegative" and model.metrics["likelihood"] == "lower bound"
+    sample = model.sample(2000, seed=1)["rain"]
+    assert (sample >= 0).all() and abs(float((sample == 0).mean()) - 0.6) < 0.1
+    dry = model.log_prob(pd.DataFrame({"rain": [0.0], "temp": [15.0]}))
+    assert np.isfinite(dry).all()

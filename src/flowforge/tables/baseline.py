@@ -32,7 +32,7 @@ class GaussianBaseline:
         keep = ~encoded.missing & ~encoded.outside
         generator = torch.Generator().manual_seed(self.seed)
         x = torch.from_numpy(encoded.continuous[keep])
-        y, _ = to_latents(self.schema, x + noise(self.schema, len(x), 1, generator)[0])
+        y, _ = to_latents(self.schema, x, noise(self.schema, len(x), 1, generator)[0])
         self.mean = y.mean(0)
         centred = y - self.mean
         cov = centred.T @ centred / max(1, len(y))
@@ -47,7 +47,7 @@ class GaussianBaseline:
         u = scoring_noise(self.schema, samples, self.seed + 1)
         logs = []
         for s in range(samples):
-            y, logabsdet = to_latents(self.schema, x + u[s])
+            y, logabsdet = to_latents(self.schema, x, u[s])
             if y.shape[1]:
                 gaussian = torch.distributions.MultivariateNormal(self.mean, covariance_matrix=self.cov)
                 logabsdet = logabsdet + gaussian.log_prob(y.nan_to_num(0.0))

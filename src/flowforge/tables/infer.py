@@ -8,6 +8,7 @@ Rules, in order (a column's non-missing values v):
     whole numbers with <= MAX_INTEGER_LEVELS distinct values          -> categorical (exact)
     whole numbers                                                      -> integer (dequantised)
     0 < v < 1                                                          -> bounded(0, 1)
+    v >= 0 with exact zeros                                            -> nonnegative (P(0), density above)
     v > 0                                                              -> positive (log map)
     otherwise                                                          -> real
 """
@@ -92,6 +93,8 @@ def _guess(name: str, values: pd.Series) -> str:
         return "categorical" if values.nunique() <= MAX_INTEGER_LEVELS else "integer"
     if values.min() > 0 and values.max() < 1:
         return "bounded"
+    if values.min() == 0:
+        return "nonnegative"  # zeros are an atom: a probability, and a density above
     return "positive" if values.min() > 0 else "real"  # a density on v > 0: samples cannot leave the support
 
 
@@ -123,6 +126,12 @@ def _column(name: str, values: pd.Series, kind: str, low: float | None, high: fl
     x = values.to_numpy(float)
     if kind == "positive" and x.min() <= 0:
         raise ValueError(f"positive, but its smallest value is {x.min():g}")
+    if kind == "nonnegative":
+        if x.min() < 0:
+            raise ValueError(f"nonnegative, but its smallest value is {x.min():g}")
+        above = x[x > 0]
+        width = float(above.min()) / 2 if len(above) else 1.0  # the zeros' cell, below every positive value
+        return Column(name, kind, resolution=width, missing=missing, dtype="float64")
     if kind == "bounded":
         low, high = (0.0, 1.0) if low is None else (low, high)
         if x.min() <= low or x.max() >= high:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .schema import Schema
-from .support import is_dequantised, to_data, to_latent
+from .support import dequantise, is_dequantised, requantise, to_data, to_latent
 
 EPS = 1e-6  # u stays in [EPS, 1 - EPS]: k + u > 0 for the log map of counts starting at 0
 
@@ -41,20 +41,26 @@ def scoring_noise(schema: Schema, samples: int, seed: int) -> Tensor:
     return (EPS + (1 - 2 * EPS) * u)[:, None, :] * mask
 
 
-def to_latents(schema: Schema, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(m, D) dequantised values -> y (m, D) and the summed log|dy/dx| (m,), float64."""
-    pairs = [to_latent(c, x[:, j]) for j, c in enumerate(schema.continuous)]
-    if not pairs:
+def to_latents(schema: Schema, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """(m, D) raw values and (m, D) noise (0 where unused) -> y (m, D) and the summed log of
+    |dy/dx| and of the dequantised cells' widths (m,), float64."""
+    if not schema.continuous:
         return x, torch.zeros(len(x), dtype=x.dtype)
-    return torch.stack([p[0] for p in pairs], 1), torch.stack([p[1] for p in pairs], 1).sum(1)
+    u = u.expand_as(x)
+    ys, logs = [], []
+    for j, c in enumerate(schema.continuous):
+        value, log_width = dequantise(c, x[:, j], u[:, j])
+        y, logabsdet = to_latent(c, value)
+        ys.append(y)
+        logs.append(logabsdet + log_width)
+    return torch.stack(ys, 1), torch.stack(logs, 1).sum(1)
 
 
 def from_latents(schema: Schema, y: Tensor) -> np.ndarray:
     """(n, D) latents -> raw values, floored to whole numbers on dequantised columns."""
     columns = []
     for j, c in enumerate(schema.continuous):
-        x = to_data(c, y[:, j].double())
-        columns.append(x.floor() if is_dequantised(c) else x)
+        columns.append(requantise(c, to_data(c, y[:, j].double())))
     return torch.stack(columns, 1).numpy() if columns else np.zeros((len(y), 0))
 
 

@@ -27,6 +27,7 @@ from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
+from .support import is_dequantised
 from .training import MISSING, SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
@@ -124,8 +125,12 @@ class TableFlow:
         self.flow = self._build_flow(x.shape[1], len(train))
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
         lr = self.lr or default_lr(len(train))
-        history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
-                      seed=self.seed, patience=self.patience, progress=False, **context)
+        with warnings.catch_warnings():
+            # the dequantised copies of a row repeat its other cells by design (a nonnegative column's
+            # positive values, every column that is not dequantised): not the repeats fit warns about
+            warnings.filterwarnings("ignore", message=".*repeat another row exactly", category=UserWarning)
+            history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
+                          seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
         self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
@@ -138,7 +143,7 @@ class TableFlow:
                                            f"the {start} Gaussian fitted to the rows, so the flow kept it")
 
     def _likelihood_kind(self) -> dict[str, Any]:
-        dequantised = [c.name for c in self.schema.continuous if c.kind in ("integer", "datetime")]
+        dequantised = [c.name for c in self.schema.continuous if is_dequantised(c)]
         kind = "lower bound" if dequantised else "exact"
         return {"likelihood": kind, "dequantised": dequantised, "dequantisation_samples": self.samples if dequantised else 0}
 

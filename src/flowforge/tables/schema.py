@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import FlowforgeError
 
 # modelled by the flow (continuous after a support map), by the categorical model, or left out
-CONTINUOUS = ("real", "positive", "bounded", "integer", "datetime")
+CONTINUOUS = ("real", "positive", "nonnegative", "bounded", "integer", "datetime")
 DISCRETE = ("categorical",)
 LEFT_OUT = ("identifier", "constant")
 KINDS = CONTINUOUS + DISCRETE + LEFT_OUT
@@ -18,7 +18,8 @@ class Column:
     """One column: its kind and what the kind needs.
 
     Args:
-        kind: real, positive (x > 0), bounded (low < x < high), integer (whole numbers, dequantised;
+        kind: real, positive (x > 0), nonnegative (x >= 0 with exact zeros: P(x = 0) and a density
+            above; zeros are dequantised over (0, `resolution`)), bounded (low < x < high), integer (whole numbers, dequantised;
             low=0 when all are >= 0), categorical (`levels`, strings, booleans or numbers), datetime
             (a whole number of `resolution` seconds after the earliest, `low` such units after 1970,
             dequantised), identifier or constant
@@ -45,6 +46,8 @@ class Column:
             text = f"({self.low:g}, {self.high:g})"
         elif self.kind == "integer":
             text = ">= 0" if self.low == 0 else "any sign"
+        elif self.kind == "nonnegative":
+            text = "exact zeros, and a density above 0"
         elif self.kind == "datetime":
             text = f"resolution {self.resolution:g} s"
         elif self.kind == "constant":

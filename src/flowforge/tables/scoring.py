@@ -32,7 +32,7 @@ def log_prob_rows(model, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
         u = scoring_noise(model.schema, samples, model.seed + 1)
         logs = []
         for s in range(samples):
-            y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np) + u[s])
+            y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np), u[s])
             logs.append(model.flow.log_prob(y.float(), context).double() + logabsdet)
         total = total + mean_exp(torch.stack(logs))
     return total.numpy()

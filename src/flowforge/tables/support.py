@@ -1,12 +1,14 @@
 """Support maps: each continuous column's values x to an unbounded y, with the exact log|dy/dx|.
 
     real, datetime, integer of any sign:  y = x                          log|dy/dx| = 0
-    positive, integer >= 0:               y = log x                      log|dy/dx| = -log x
+    positive, integer >= 0, nonnegative:  y = log x                      log|dy/dx| = -log x
     bounded (a, b):                       u = (x - a) / (b - a),  y = log u - log(1 - u)
                                           log|dy/dx| = -log(b - a) - log u - log(1 - u)
 
 Integer and datetime columns reach these maps dequantised (x + noise, noise in [0, 1)); a datetime
-is counted in `resolution` units from the earliest training date. The density of a row on the
+is counted in `resolution` units from the earliest training date. A nonnegative column (exact
+zeros and positive values) reaches them as v = d * noise for a zero and v = x + d above, d its
+`resolution`: P(x = 0) = P(v < d) = d E[p(d * noise)], and the density of x > 0 is p(x + d) (dequantise). The density of a row on the
 original scale is p(y) * prod |dy/dx|, so log p(x) = log p(y) + sum of the log|dy/dx|.
 """
 from __future__ import annotations
@@ -20,7 +22,27 @@ from .schema import Column
 
 
 def is_log(column: Column) -> bool:
-    return column.kind == "positive" or (column.kind == "integer" and column.low == 0)
+    return column.kind in ("positive", "nonnegative") or (column.kind == "integer" and column.low == 0)
+
+
+def dequantise(column: Column, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """(value the support map sees, log of the width the noise spreads a cell over) for raw x and
+    noise u in (0, 1): x + u for whole numbers; d * u for a nonnegative column's zeros, x + d above."""
+    if column.kind == "nonnegative":
+        zero = x == 0
+        width = torch.full_like(x, math.log(column.resolution))
+        return torch.where(zero, column.resolution * u, x + column.resolution), torch.where(zero, width, torch.zeros_like(x))
+    if is_dequantised(column):
+        return x + u, torch.zeros_like(x)
+    return x, torch.zeros_like(x)
+
+
+def requantise(column: Column, x: Tensor) -> Tensor:
+    """The inverse of dequantise on a sampled value: whole numbers floored, a nonnegative column's
+    values below d are its zeros."""
+    if column.kind == "nonnegative":
+        return torch.where(x < column.resolution, torch.zeros_like(x), x - column.resolution)
+    return x.floor() if is_dequantised(column) else x
 
 
 def to_latent(column: Column, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,6 +74,8 @@ def in_support(column: Column, x: Tensor) -> Tensor:
     ok = torch.isfinite(x)
     if column.kind == "positive":
         ok &= x > 0
+    if column.kind == "nonnegative":
+        ok &= x >= 0
     if column.kind == "bounded":
         ok &= (x > column.low) & (x < column.high)
     if column.kind in ("integer", "datetime"):
@@ -62,4 +86,4 @@ def in_support(column: Column, x: Tensor) -> Tensor:
 
 
 def is_dequantised(column: Column) -> bool:
-    return column.kind in ("integer", "datetime")
+    return column.kind in ("integer", "datetime", "nonnegative")

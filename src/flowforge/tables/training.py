@@ -67,7 +67,8 @@ def flow_data(schema: Schema, x: np.ndarray, hot: Tensor, copies: int, generator
     dequantised), float32 as the flow's parameters."""
     copies = copies if has_dequantised(schema) else 1
     raw = torch.from_numpy(x).expand(copies, -1, -1)
-    y, _ = to_latents(schema, (raw + noise(schema, len(x), copies, generator)).reshape(-1, x.shape[1]))
+    u = noise(schema, len(x), copies, generator)
+    y, _ = to_latents(schema, raw.reshape(-1, x.shape[1]), u.reshape(-1, x.shape[1]))
     return y.float(), hot.repeat(copies, 1)
 
 
