@@ -27,16 +27,15 @@ import pandas as pd
 from ..data.datasets import split_indices
 from ..errors import CellError, FlowforgeError
 from ..tables import Schema, TableFlow, infer_schema
-from ..tables.files import read_table
+from ..tables.files import read_table, write_table
 from .config import TrainConfig
 from .run_folder import RunFolder, file_sha256
 from .training import RunResult
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 TABLE_FOLDER = "table"
-# what TableFlow chooses from the table itself unless given on the command line
-TABLE_OPTIONS = {"model": "model", "steps": "steps", "layers": "layers", "hidden": "hidden", "lr": "lr",
-                 "batch_size": "batch_size", "val_fraction": "val_fraction", "patience": "patience"}
+# what TableFlow chooses from the table itself unless given on the command line (same names in both)
+TABLE_OPTIONS = ("model", "steps", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience")
 
 
 def wants_table_run(config: TrainConfig, declared: bool) -> bool:
@@ -120,10 +119,10 @@ def _split(df: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.Data
 def _given_options(config: TrainConfig) -> dict[str, Any]:
     """The TableFlow options set on the command line; the rest TableFlow sizes from the table."""
     options = {}
-    for name, option in TABLE_OPTIONS.items():
+    for name in TABLE_OPTIONS:
         if not config.left_at_default(name):
             value = getattr(config, name)
-            options[option] = tuple(value) if name == "hidden" else value
+            options[name] = tuple(value) if name == "hidden" else value
     if "patience" in options and options["patience"] is None:
         options["patience"] = 10**9  # --patience 0: never stop early
     return options
@@ -144,7 +143,7 @@ def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.D
         "missing_cells": {str(c): int(n) for c, n in df.isna().sum().items() if n},
         "best_step": flow.get("best_step"), "best_val_nll": flow.get("best_val_nll"),
         "stayed_at_gaussian": flow.get("stayed_at_gaussian", False),
-        "steps_run": flow.get("steps_run", flow.get("best_step", 0)), "train_seconds": round(seconds, 2),
+        "train_seconds": round(seconds, 2),
         "table": fitted,
     }
 
@@ -176,8 +175,6 @@ def sample_table_run(run: str | os.PathLike, n: int, seed: int, out: str | None)
     if out is None:
         rows.to_csv(sys.stdout, index=False)
         return 0
-    from ..tables.files import write_table
-
     write_table(rows, out)
     print(f"wrote {len(rows)} samples to {out}")
     return 0
