@@ -109,9 +109,7 @@ def _schema(df: pd.DataFrame, columns: str | None, schema_file: str | None) -> S
 
 
 def _split(df: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seeded split train takes of any table; --test-fraction 0 keeps every row for training."""
-    if config.test_fraction == 0:
-        return df, df.iloc[:0]
+    """The seeded split train takes of any table (--test-fraction 0: every row for training)."""
     train_rows, test_rows = split_indices(len(df), config.test_fraction, config.seed)
     return df.iloc[train_rows], df.iloc[test_rows]
 
