@@ -4,6 +4,8 @@ Integer and datetime columns are whole numbers k; the models see k + u, u ~ U(0,
 density q on y gives the probability P(k) = E_u[q(k + u) |dy/dx|] of the cell. Scoring estimates
 it with S draws of u:  log P(k) ~ log (1/S) sum_s q(k + u_s) |dy/dx|_s,  a lower bound in
 expectation (Jensen) that tightens as S grows; with no such column it is exact and S = 1.
+A nonnegative column's zeros are dequantised the same way over (0, d) (support.dequantise); its
+positive values are not, so for them the S draws agree and the density is exact.
 """
 from __future__ import annotations
 
