@@ -85,3 +85,10 @@ def test_an_inferred_schema_accepts_the_table_it_came_from(data, rows: int, kind
     encoded = encode(schema, df)
     assert not encoded.outside.any() and not encoded.missing.any()
     assert Schema.from_json(schema.to_json()) == schema
+
+
+def test_overrides_name_a_column_with_a_colon_and_refuse_dates_made_of_numbers() -> None:
+    df = pd.DataFrame({"Unnamed: 0": [1.5, 2.5, 3.5, 4.5], "x": [0.1, 0.2, 0.3, 0.4]})
+    assert infer_schema(df, overrides="Unnamed: 0:real")["Unnamed: 0"].kind == "real"
+    with pytest.raises(FlowforgeError, match="'x': datetime needs dates"):
+        infer_schema(df, overrides="x:datetime")

@@ -167,3 +167,11 @@ def test_a_column_of_exact_zeros_and_amounts_samples_both_and_scores_zeros_as_a_
     assert (sample >= 0).all() and abs(float((sample == 0).mean()) - 0.6) < 0.1
     dry = model.log_prob(pd.DataFrame({"rain": [0.0], "temp": [15.0]}))
     assert np.isfinite(dry).all()
+
+
+def test_a_type_error_quotes_a_cell_that_is_text() -> None:
+    rows = mixed(10)
+    rows["height"] = rows["height"].astype(object)
+    rows.loc[rows.index[4], "height"] = "tall"
+    with pytest.raises(FlowforgeError, match=r"'height': positive in training, but text here \(e.g. 'tall'\)"):
+        fitted().log_prob(rows)

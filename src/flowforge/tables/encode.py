@@ -50,8 +50,10 @@ def _check_types(schema: Schema, df: pd.DataFrame) -> None:
     """One error naming every column that is absent or of another type than in training."""
     problems = [f"{c.name!r}: missing from the table" for c in schema.columns if c.name not in df.columns and c.kind != "identifier"]
     for c in schema.continuous:
-        if c.name in df.columns and c.kind != "datetime" and _is_text(df[c.name].dropna()) and len(df[c.name].dropna()):
-            problems.append(f"{c.name!r}: {c.kind} in training, but text here (e.g. {df[c.name].dropna().iloc[0]!r})")
+        values = df[c.name].dropna() if c.name in df.columns else None
+        if values is not None and c.kind != "datetime" and _is_text(values) and len(values):
+            text = values[pd.to_numeric(values, errors="coerce").isna()]  # the cells that are not numbers
+            problems.append(f"{c.name!r}: {c.kind} in training, but text here (e.g. {text.iloc[0]!r})")
     for c in schema.discrete:
         if c.name in df.columns and all(isinstance(v, str) for v in c.levels) and not _is_text(df[c.name].dropna()):
             problems.append(f"{c.name!r}: categorical (text) in training, but numbers here")

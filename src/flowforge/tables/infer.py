@@ -30,7 +30,7 @@ MAX_INTEGER_LEVELS = 10
 MAX_LEVELS = 200  # more text levels than this is rarely a category: name it identifier, or drop it
 INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}")
-OVERRIDE = re.compile(r"\s*([^:,]+?)\s*:\s*(bounded\s*\([^)]*\)|\w+)\s*(?:,|$)")
+OVERRIDE = re.compile(r"\s*([^,]+?)\s*:\s*(bounded\s*\([^)]*\)|\w+)\s*(?:,|$)")  # a name may hold a colon: "Unnamed: 0"
 
 
 def parse_overrides(overrides: str | dict[str, str] | None) -> dict[str, str]:
@@ -117,6 +117,8 @@ def _column(name: str, values: pd.Series, kind: str, low: float | None, high: fl
     if kind in ("identifier", "constant"):
         return Column(name, kind, (_python(values.iloc[0]),) if kind == "constant" else (), missing=missing, dtype=dtype)
     if kind == "datetime":
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise ValueError(f"datetime needs dates (a datetime dtype or text such as 2024-01-31), found numbers such as {values.iloc[0]!r}")
         seconds = epoch_seconds(_datetimes(values))
         resolution = next((r for r in (86400, 3600, 60, 1) if np.all(seconds % r == 0)), 1)
         low = float(seconds.min() // resolution)  # the earliest date: units are counted from it

@@ -54,7 +54,7 @@ class Column:
             text = f"always {self.levels[0]!r}"
         else:
             text = "left out" if self.kind == "identifier" else ""
-        return text + (f"; {self.missing} missing" if self.missing else "")
+        return "; ".join(part for part in (text, f"{self.missing} missing" if self.missing else "") if part)
 
 
 @dataclass
