@@ -56,11 +56,12 @@ def test_every_bad_column_is_named_in_one_error() -> None:
     df = mixed()
     df["empty"] = np.nan
     with pytest.raises(FlowforgeError) as error:
-        infer_schema(df, overrides="visits:bounded(0,5),share:bounded(0.5,1),colour:real,nope:real,price:wobbly")
+        infer_schema(df, overrides="visits:bounded(0,5),share:bounded(0.5,1),colour:real,nope:real,price:wobbly,empty:real")
     message = str(error.value)
     for name in ("'empty'", "'visits'", "'share'", "'colour'", "'nope'", "'price'"):
         assert name in message
-    assert "all 120 cells are missing" in message and "unknown kind 'wobbly'" in message
+    assert "all 120 cells are missing: there is nothing to learn a real column from" in message
+    assert "unknown kind 'wobbly'" in message
 
 
 def test_a_table_that_is_not_a_dataframe_is_refused() -> None:

@@ -95,11 +95,18 @@ def test_a_column_of_another_type_when_scoring_is_a_named_error() -> None:
     assert "'height': positive in training, but text" in message and "'price': missing" in message
 
 
-def test_all_missing_column_is_a_named_error_and_a_single_level_column_a_constant() -> None:
+def test_all_missing_column_is_left_out_with_a_notice_and_a_single_level_column_a_constant() -> None:
     df = mixed(40)
     df["nothing"] = np.nan
-    with pytest.raises(FlowforgeError, match="'nothing': all 40 cells are missing"):
-        TableFlow(**TINY).fit(df)
+    with pytest.warns(UserWarning, match=r"nothing \(ignored: all 40 cells are blank\)"):
+        model = TableFlow(**TINY).fit(df)
+    assert model.schema["nothing"].kind == "ignored" and model.sample(3)["nothing"].isna().all()
+    assert np.isfinite(model.log_prob(df.head(5))).all()  # the ignored column does not blank out a row
+    assert np.isfinite(model.log_prob(df.head(5).drop(columns="nothing"))).all()  # nor need be there
+    for kind in ("identifier", "ignored"):  # overrides that leave it out are accepted
+        assert infer_schema(df, overrides=f"nothing:{kind}")["nothing"].kind == kind
+    with pytest.raises(FlowforgeError, match="'nothing': all 40 cells are missing: .* leave the override out"):
+        infer_schema(df, overrides="nothing:real")
     df = df.drop(columns="nothing").assign(one="only")
     assert infer_schema(df)["one"].kind == "constant"
     with pytest.warns(UserWarning, match="one \\(constant\\)"):

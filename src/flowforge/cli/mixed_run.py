@@ -9,7 +9,9 @@ or when `--columns`/`--schema` declares column kinds. Purely numeric files keep 
     RUN/table/          the fitted TableFlow (TableFlow.save: JSON + weights, no pickle)
     RUN/metrics.json    test_nll over the held-out rows that have a finite score, the likelihood's
                         kind ("exact" or "lower bound" where integers or dates are dequantised),
-                        the rows dropped for blank cells, the missing cells per column
+                        the training rows dropped for blank cells and the blank cells per column
+                        that dropped them (training rows, as fit's warning counts them), blank
+                        categorical cells kept as a level, and the whole table's blank cells
 """
 from __future__ import annotations
 
@@ -138,7 +140,9 @@ def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.D
         "n_test": len(test), "n_test_scored": int(scored.sum()), "n_train": len(train),
         "likelihood": fitted.get("likelihood"), "dequantised": fitted.get("dequantised", []),
         "rows_dropped_for_missing": fitted.get("rows_dropped", 0),
-        "missing_cells": {str(c): int(n) for c, n in df.isna().sum().items() if n},
+        "blank_cells_dropping_rows": fitted.get("blank_cells", {}),  # in the training rows, per modelled column
+        "blank_cells_as_level": fitted.get("blank_levels", {}),  # --missing level: blank categories kept
+        "missing_cells": {str(c): int(n) for c, n in df.isna().sum().items() if n},  # the whole table, every column
         "best_step": flow.get("best_step"), "best_val_nll": flow.get("best_val_nll"),
         "stayed_at_gaussian": flow.get("stayed_at_gaussian", False),
         "train_seconds": round(seconds, 2),
@@ -154,8 +158,10 @@ def report_table_run(result: RunResult) -> int:
     print(f"test_nll: {test_nll}{bound} ({m['n_test_scored']} of {m['n_test']} held-out rows scored; "
           f"fit in {m['train_seconds']:.1f} s)")
     if m["rows_dropped_for_missing"]:
-        print(f"rows with blank cells left out of training: {m['rows_dropped_for_missing']} "
-              f"(missing cells per column: {m['missing_cells']})")
+        print(f"rows with blank cells left out of training: {m['rows_dropped_for_missing']} of {m['n_train']} training rows "
+              f"(blank cells per column in those {m['n_train']} rows: {m['blank_cells_dropping_rows']})")
+    if m["blank_cells_as_level"]:
+        print(f"blank categorical cells modelled as a level of their own: {m['blank_cells_as_level']}")
     if m["stayed_at_gaussian"]:
         print(f"note: the flow stayed at its starting Gaussian: {m['table']['flow'].get('why', '')}")
     return 0

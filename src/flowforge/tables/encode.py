@@ -6,7 +6,7 @@ Unseen levels and values outside a column's support are flagged per row, never g
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..errors import FlowforgeError
-from .infer import epoch_seconds
+from .infer import epoch_seconds, parse_dates
 from .schema import Column, Schema
 from .support import in_support
 
@@ -23,12 +23,19 @@ from .support import in_support
 class Encoded:
     """Rows as arrays: `continuous` (n, D) float64, `codes` (n, C) int64 (-1 where unseen or
     missing), `missing` (n,) rows with a blank modelled cell, `outside` (n,) rows with an unseen
-    level or a value outside its column's support."""
+    level or a value outside its column's support; `why_outside` says which, per column:
+    {column: (rows (n,) bool, what those cells are)}."""
 
     continuous: np.ndarray
     codes: np.ndarray
     missing: np.ndarray
     outside: np.ndarray
+    why_outside: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
+
+    def describe_outside(self, index: pd.Index, limit: int = 10) -> str:
+        """"'day': 2 cells that are not dates (e.g. 'soon') in rows [4, 9]; 'cut': ..."""
+        return "; ".join(f"{name!r}: {int(rows.sum())} {what} in rows {list(index[rows][:limit])}"
+                         for name, (rows, what) in self.why_outside.items())
 
 
 BLANK = ("blank", None)  # the key of the level None: blank cells, modelled with missing="level"
@@ -48,7 +55,7 @@ def _is_text(values: pd.Series) -> bool:
 
 def _check_types(schema: Schema, df: pd.DataFrame) -> None:
     """One error naming every column that is absent or of another type than in training."""
-    problems = [f"{c.name!r}: missing from the table" for c in schema.columns if c.name not in df.columns and c.kind != "identifier"]
+    problems = [f"{c.name!r}: missing from the table" for c in schema.columns if c.name not in df.columns and c.kind not in ("identifier", "ignored")]
     for c in schema.continuous:
         values = df[c.name].dropna() if c.name in df.columns else None
         if values is not None and c.kind != "datetime" and _is_text(values) and len(values):
@@ -63,21 +70,38 @@ def _check_types(schema: Schema, df: pd.DataFrame) -> None:
 
 def _continuous(column: Column, values: pd.Series) -> np.ndarray:
     if column.kind == "datetime":
-        return epoch_seconds(pd.to_datetime(values, errors="coerce")) / column.resolution - column.low
+        return epoch_seconds(parse_dates(values, column.format)) / column.resolution - column.low
     return pd.to_numeric(values, errors="coerce").to_numpy(float)
+
+
+def _what_is_outside(column: Column, values: pd.Series, rows: np.ndarray) -> str:
+    """What a column's cells outside the support are, in words, with an example."""
+    example = values[rows].iloc[0]
+    example = example.item() if hasattr(example, "item") else example
+    if column.kind == "datetime":
+        return f"cells that are not dates{f' as {column.format}' if column.format else ''} (e.g. {example!r})"
+    if column.kind == "categorical":
+        return f"cells of a level unseen in training (e.g. {example!r})"
+    return f"cells a {column.kind} column cannot hold (e.g. {example!r})"
 
 
 def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
     """Encode the schema's modelled columns of df (extra columns are ignored)."""
     _check_types(schema, df)
     n = len(df)
-    missing, outside = np.zeros(n, bool), np.zeros(n, bool)
+    missing = np.zeros(n, bool)
+    why: dict[str, tuple[np.ndarray, str]] = {}
+
+    def flag(column: Column, rows: np.ndarray) -> None:
+        if rows.any():
+            why[column.name] = (rows, _what_is_outside(column, df[column.name], rows))
+
     continuous = np.zeros((n, len(schema.continuous)))
     for j, c in enumerate(schema.continuous):
         continuous[:, j] = _continuous(c, df[c.name])
         blank = df[c.name].isna().to_numpy()
         missing |= blank
-        outside |= ~blank & ~in_support(c, torch.from_numpy(continuous[:, j])).numpy()
+        flag(c, ~blank & ~in_support(c, torch.from_numpy(continuous[:, j])).numpy())
     codes = np.full((n, len(schema.discrete)), -1, dtype=np.int64)
     for j, c in enumerate(schema.discrete):
         index = {_key(level): i for i, level in enumerate(c.levels)}
@@ -85,12 +109,15 @@ def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
         codes[:, j] = [index.get(BLANK, -1) if b else index.get(_key(v), -1) for v, b in zip(df[c.name], blank)]
         blank = blank & (BLANK not in index)  # a blank cell is a level of its own when fitted with missing="level"
         missing |= blank
-        outside |= ~blank & (codes[:, j] < 0)
+        flag(c, ~blank & (codes[:, j] < 0))
     for c in schema.of_kinds(("constant",)):
         blank = df[c.name].isna().to_numpy()
         missing |= blank
-        outside |= ~blank & np.array([_key(v) != _key(c.levels[0]) for v in df[c.name]])
-    return Encoded(continuous, codes, missing, outside)
+        flag(c, ~blank & np.array([_key(v) != _key(c.levels[0]) for v in df[c.name]], dtype=bool))
+    outside = np.zeros(n, bool)
+    for rows, _ in why.values():
+        outside |= rows
+    return Encoded(continuous, codes, missing, outside, why)
 
 
 def _written(column: Column, values: np.ndarray | list) -> pd.Series:
@@ -106,9 +133,19 @@ def _written(column: Column, values: np.ndarray | list) -> pd.Series:
         return series
 
 
+def _left_out(column: Column, n: int) -> pd.Series:
+    """A left-out column's sampled cells: a constant's value; fresh whole-number ids counting on
+    from the training table's largest (never a real row's id); blank cells for text ids and ignored columns."""
+    if column.kind == "constant":
+        return _written(column, [column.levels[0]] * n)
+    if column.kind == "identifier" and column.high is not None:
+        return pd.Series(np.arange(1, n + 1, dtype=np.int64) + int(column.high))
+    return pd.Series([None] * n, dtype=object)
+
+
 def decode(schema: Schema, continuous: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
     """A DataFrame in the schema's column order from sampled values (whole numbers already
-    floored) and codes; a constant column repeats its value, an identifier counts 0..n-1."""
+    floored) and codes; left-out columns as `_left_out` writes them."""
     n = len(continuous)
     where_c = {c.name: j for j, c in enumerate(schema.continuous)}
     where_d = {c.name: j for j, c in enumerate(schema.discrete)}
@@ -118,8 +155,6 @@ def decode(schema: Schema, continuous: np.ndarray, codes: np.ndarray) -> pd.Data
             out[c.name] = _written(c, continuous[:, where_c[c.name]])
         elif c.name in where_d:
             out[c.name] = _written(c, [c.levels[k] for k in codes[:, where_d[c.name]]])
-        elif c.kind == "constant":
-            out[c.name] = _written(c, [c.levels[0]] * n)
         else:
-            out[c.name] = pd.Series(np.arange(n))
+            out[c.name] = _left_out(c, n)
     return pd.DataFrame(out)

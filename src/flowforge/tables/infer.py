@@ -1,10 +1,12 @@
 """infer_schema: each column's kind from its values, with overrides; every bad column in one error.
 
 Rules, in order (a column's non-missing values v):
+    every cell blank                                                  -> ignored (left out)
     header "" / "Unnamed: N" / "rownames" (a saved pandas or R index)  -> identifier
     one distinct value                                                -> constant (left out)
-    datetime dtype, or text like 2024-01-31                          -> datetime
-    text/boolean/category: distinct per row (>= 10 rows) -> identifier, else categorical
+    datetime dtype, or text that one of DATE_FORMATS reads in full    -> datetime
+    text/boolean/category: distinct per row (>= 10 rows), or more than
+        half the values distinct (>= 20 rows), or > MAX_LEVELS levels -> identifier (left out), else categorical
     whole numbers with <= MAX_INTEGER_LEVELS distinct values          -> categorical (exact)
     whole numbers                                                      -> integer (dequantised)
     0 < v < 1                                                          -> bounded(0, 1)
@@ -27,9 +29,14 @@ from .schema import KINDS, Column, Schema
 # integers give a lower bound. Held-out NLL, seeds 0-2, categories vs dequantised integers: mtcars
 # (cyl, vs, am, gear, carb) 21.67 vs 21.65 nats, airquality (Month) 21.73 vs 21.93.
 MAX_INTEGER_LEVELS = 10
-MAX_LEVELS = 200  # more text levels than this is rarely a category: name it identifier, or drop it
+MAX_LEVELS = 200  # more text levels than this is rarely a category: inferred identifier (declaring it categorical is refused)
+NEAR_UNIQUE = 0.5  # text with more distinct values than this share of its rows: most levels would be seen once
 INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
-DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}")
+# one format per column, the first that reads every cell: ISO 8601 (with or without a time), then
+# month-first (US) before day-first where both read a column (every day <= 12), then the rest
+DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%Y/%m/%d", "%d.%m.%Y",
+                "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M")
+DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")  # what a date of those formats starts with
 OVERRIDE = re.compile(r"\s*([^,]+?)\s*:\s*(bounded\s*\([^)]*\)|\w+)\s*(?:,|$)")  # a name may hold a colon: "Unnamed: 0"
 
 
@@ -77,18 +84,60 @@ def _is_whole(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and bool(np.all(np.mod(values.to_numpy(float), 1) == 0))
 
 
-def _guess(name: str, values: pd.Series) -> str:
-    """The kind of a column from its non-missing values (the rules in this module's docstring)."""
-    if INDEX_HEADERS.match(str(name)):
-        return "identifier"
-    if values.nunique() == 1:
-        return "constant"
+def date_format(values: pd.Series) -> str | None:
+    """The first of DATE_FORMATS that reads every (non-missing) cell of a text column, or None."""
+    if not values.map(lambda v: isinstance(v, str) and bool(DATE_TEXT.match(v))).all():
+        return None
+    return next((f for f in DATE_FORMATS if pd.to_datetime(values, format=f, errors="coerce").notna().all()), None)
+
+
+def parse_dates(values: pd.Series, fmt: str | None) -> pd.Series:
+    """Datetimes (time-zone free) of a column's cells, read in `fmt` and then as ISO 8601 (how
+    flowforge writes sampled dates); NaT for blank cells and for cells neither reads."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        return "datetime"
+        dates = values
+    else:
+        text = values.map(lambda v: v if isinstance(v, str) or v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v))
+                          else str(v))
+        dates = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+        again = dates.isna() & text.notna()
+        if fmt not in (None, "ISO8601") and again.any():
+            dates = dates.astype(object).where(~again, pd.to_datetime(text[again], format="ISO8601", errors="coerce"))
+            dates = pd.to_datetime(dates)
+    if getattr(dates.dtype, "tz", None) is not None:
+        dates = dates.dt.tz_convert(None)
+    return dates
+
+
+def _text_kind(values: pd.Series) -> tuple[str, str]:
+    """identifier or categorical for text, booleans or categories, and why identifier."""
+    if pd.api.types.is_bool_dtype(values):
+        return "categorical", ""
+    distinct, rows = values.nunique(), len(values)
+    if distinct == rows >= 10:
+        return "identifier", f"{distinct} distinct values in {rows} rows"
+    if distinct > MAX_LEVELS or (rows >= 20 and distinct > NEAR_UNIQUE * rows and distinct > MAX_INTEGER_LEVELS):
+        return "identifier", f"{distinct} distinct values in {rows} rows, too many for a category; declare it categorical to model it"
+    return "categorical", ""
+
+
+def _guess(name: str, values: pd.Series) -> tuple[str, str]:
+    """The kind of a column from its non-missing values (the rules in this module's docstring), and
+    a note saying why when it is left out."""
+    if INDEX_HEADERS.match(str(name)):
+        return "identifier", ""
+    if values.nunique() == 1:
+        return "constant", ""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", ""
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        if values.map(lambda v: isinstance(v, str) and bool(DATE_TEXT.match(v))).all():
-            return "datetime"
-        return "identifier" if values.nunique() == len(values) >= 10 and not pd.api.types.is_bool_dtype(values) else "categorical"
+        if date_format(values):
+            return "datetime", ""
+        return _text_kind(values)
+    return _numeric_kind(values), ""
+
+
+def _numeric_kind(values: pd.Series) -> str:
     if _is_whole(values):
         return "categorical" if values.nunique() <= MAX_INTEGER_LEVELS else "integer"
     if values.min() > 0 and values.max() < 1:
@@ -98,31 +147,27 @@ def _guess(name: str, values: pd.Series) -> str:
     return "positive" if values.min() > 0 else "real"  # a density on v > 0: samples cannot leave the support
 
 
-def _datetimes(values: pd.Series) -> pd.Series:
-    return values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values, errors="raise")
-
-
 def epoch_seconds(values: pd.Series) -> np.ndarray:
     """Whole seconds since 1970-01-01 of datetimes, as float64 (any pandas time unit)."""
     return ((values - pd.Timestamp(0)) // pd.Timedelta(seconds=1)).to_numpy(float)
 
 
-def _column(name: str, values: pd.Series, kind: str, low: float | None, high: float | None, missing: int, dtype: str) -> Column:
+def _column(name: str, values: pd.Series, kind: str, low: float | None, high: float | None, missing: int, dtype: str,
+            note: str = "") -> Column:
     """The Column of a kind, with its levels, bounds or resolution; ValueError names what does not fit."""
     if kind == "categorical":
         levels = _levels(values)
         if len(levels) > MAX_LEVELS:
             raise ValueError(f"{len(levels)} levels (more than {MAX_LEVELS}): declare it identifier, or drop it")
         return Column(name, kind, levels, missing=missing, dtype=dtype)
-    if kind in ("identifier", "constant"):
-        return Column(name, kind, (_python(values.iloc[0]),) if kind == "constant" else (), missing=missing, dtype=dtype)
+    if kind == "constant":
+        return Column(name, kind, (_python(values.iloc[0]),), missing=missing, dtype=dtype)
+    if kind in ("identifier", "ignored"):
+        if kind == "identifier" and _is_whole(values) and not pd.api.types.is_bool_dtype(values):
+            return Column(name, kind, high=float(values.max()), missing=missing, dtype="int64", note=note)  # samples count on from it
+        return Column(name, kind, missing=missing, dtype="object", note=note)
     if kind == "datetime":
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            raise ValueError(f"datetime needs dates (a datetime dtype or text such as 2024-01-31), found numbers such as {values.iloc[0]!r}")
-        seconds = epoch_seconds(_datetimes(values))
-        resolution = next((r for r in (86400, 3600, 60, 1) if np.all(seconds % r == 0)), 1)
-        low = float(seconds.min() // resolution)  # the earliest date: units are counted from it
-        return Column(name, kind, low=low, resolution=float(resolution), missing=missing, dtype="datetime64[ns]")
+        return _datetime_column(name, values, missing)
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise ValueError(f"{kind} needs numbers, found text such as {values.iloc[0]!r}")
     x = values.to_numpy(float)
@@ -145,6 +190,30 @@ def _column(name: str, values: pd.Series, kind: str, low: float | None, high: fl
     return Column(name, kind, low=low, high=high, missing=missing, dtype="int64" if kind == "integer" else "float64")
 
 
+def _datetime_column(name: str, values: pd.Series, missing: int) -> Column:
+    """A datetime Column: the text format that reads every cell, resolution and earliest date."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise ValueError(f"datetime needs dates (a datetime dtype or text such as 2024-01-31), found numbers such as {values.iloc[0]!r}")
+    fmt = None if pd.api.types.is_datetime64_any_dtype(values) else date_format(values)
+    if fmt is None and not pd.api.types.is_datetime64_any_dtype(values):
+        unread = values[pd.to_datetime(values, format="ISO8601", errors="coerce").isna()]
+        raise ValueError(f"datetime, but no one format reads every cell (e.g. {unread.iloc[0]!r}); formats tried: "
+                         f"{', '.join(DATE_FORMATS)}. Convert the column to one of them, or read it with pandas first")
+    seconds = epoch_seconds(parse_dates(values, fmt))
+    resolution = next((r for r in (86400, 3600, 60, 1) if np.all(seconds % r == 0)), 1)
+    low = float(seconds.min() // resolution)  # the earliest date: units are counted from it
+    return Column(name, "datetime", low=low, resolution=float(resolution), missing=missing, dtype="datetime64[ns]", format=fmt)
+
+
+def _blank_column(name: str, rows: int, wanted: str | None) -> Column:
+    """An all-blank column is left out as `ignored`; declaring a kind it cannot have is an error saying how to proceed."""
+    if wanted is not None and wanted.strip().lower() not in ("ignored", "identifier"):
+        raise ValueError(f"all {rows} cells are missing: there is nothing to learn a {wanted.strip()} column from; "
+                         "leave the override out (the column is then ignored) or fill the column")
+    kind = wanted.strip().lower() if wanted else "ignored"
+    return Column(name, kind, missing=rows, dtype="object", note=f"all {rows} cells are blank")
+
+
 def infer_schema(df: pd.DataFrame, overrides: str | dict[str, str] | None = None) -> Schema:
     """The Schema of a DataFrame: each column's kind by the rules above unless `overrides` names it
     ({"price": "positive", "depth": "bounded(40,80)"} or "price:positive,depth:bounded(40,80)").
@@ -159,9 +228,13 @@ def infer_schema(df: pd.DataFrame, overrides: str | dict[str, str] | None = None
         missing = int(len(df) - len(values))
         try:
             if values.empty:
-                raise ValueError(f"all {len(df)} cells are missing: drop the column")
-            kind, low, high = _kind_and_bounds(wanted[name]) if name in wanted else (_guess(name, values), None, None)
-            columns.append(_column(str(name), values, kind, low, high, missing, str(df[name].dtype)))
+                columns.append(_blank_column(str(name), len(df), wanted.get(name)))
+                continue
+            kind, low, high = _kind_and_bounds(wanted[name]) if name in wanted else (None, None, None)
+            note = ""
+            if kind is None:
+                kind, note = _guess(name, values)
+            columns.append(_column(str(name), values, kind, low, high, missing, str(df[name].dtype), note))
         except (ValueError, TypeError) as error:
             problems.append(f"{name!r}: {error}")
     if problems:

@@ -21,6 +21,7 @@ from ..errors import FlowforgeError
 from ..flows import build_model
 from ..flows.flow import Flow
 from ..train import fit
+from . import notices
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
@@ -82,18 +83,20 @@ class TableFlow:
         self.schema = self.schema or infer_schema(df)
         if self.missing == "level":
             self.schema = with_blank_levels(self.schema, df)
-        left_out = [f"{c.name} ({c.kind})" for c in self.schema.of_kinds(("identifier", "constant"))]
-        if left_out:
-            warnings.warn(f"left out of the model: {', '.join(left_out)}", stacklevel=2)
+        if notices.left_out(self.schema):
+            warnings.warn(notices.left_out(self.schema), stacklevel=2)
         encoded = encode(self.schema, df)
         keep = rows_to_keep(self.schema, df, encoded, self.missing)
         codes, x = torch.from_numpy(encoded.codes[keep]), encoded.continuous[keep]
         train, val = split(len(x), self.val_fraction, self.seed)
+        if notices.few_values(self.schema, x[train]):
+            warnings.warn(notices.few_values(self.schema, x[train]), stacklevel=2)
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
             self._fit_discrete(codes, train, val)
             self._fit_continuous(x, codes, train, val)
         self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
+                            blank_cells=notices.blank_cells(self.schema, df), blank_levels=notices.blank_levels(self.schema, df),
                             fit_seconds=round(time.perf_counter() - started, 2))
         return self
 
@@ -129,6 +132,8 @@ class TableFlow:
             # the dequantised copies of a row repeat its other cells by design (a nonnegative column's
             # positive values, every column that is not dequantised): not the repeats fit warns about
             warnings.filterwarnings("ignore", message=".*repeat another row exactly", category=UserWarning)
+            # fit's advice for numeric arrays (column indices, dequantise): notices.few_values says it by name
+            warnings.filterwarnings("ignore", message=".*(takes only .* distinct values|is constant \\()", category=UserWarning)
             history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()

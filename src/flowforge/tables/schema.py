@@ -9,7 +9,7 @@ from ..errors import FlowforgeError
 # modelled by the flow (continuous after a support map), by the categorical model, or left out
 CONTINUOUS = ("real", "positive", "nonnegative", "bounded", "integer", "datetime")
 DISCRETE = ("categorical",)
-LEFT_OUT = ("identifier", "constant")
+LEFT_OUT = ("identifier", "constant", "ignored")
 KINDS = CONTINUOUS + DISCRETE + LEFT_OUT
 
 
@@ -23,9 +23,14 @@ class Column:
             low=0 when all are >= 0), categorical (`levels`, strings, booleans or numbers), datetime
             (a whole number of `resolution` seconds after the earliest, `low` such units after 1970,
             dequantised), identifier or constant
-            (left out; a constant's value is `levels[0]`).
+            (left out; a constant's value is `levels[0]`; a whole-number identifier's largest
+            training value is `high`), ignored (left out: every cell blank, or declared so).
         missing: blank cells seen when the schema was inferred.
         dtype: the pandas dtype written back by sampling.
+        format: a datetime column's text format (strftime codes, or "ISO8601"), the one that read
+            every training cell; None for a datetime dtype.
+        note: why a column was left out (an identifier inferred from near-unique text, an ignored
+            column's blank cells), shown in the schema table and fit's notice.
     """
 
     name: str
@@ -36,6 +41,8 @@ class Column:
     resolution: float | None = None
     missing: int = 0
     dtype: str = "float64"
+    format: str | None = None
+    note: str = ""
 
     @property
     def details(self) -> str:
@@ -49,12 +56,14 @@ class Column:
         elif self.kind == "nonnegative":
             text = "exact zeros, and a density above 0"
         elif self.kind == "datetime":
-            text = f"resolution {self.resolution:g} s"
+            text = f"resolution {self.resolution:g} s" + (f", read as {self.format}" if self.format and self.format != "ISO8601" else "")
         elif self.kind == "constant":
             text = f"always {self.levels[0]!r}"
         else:
-            text = "left out" if self.kind == "identifier" else ""
-        return "; ".join(part for part in (text, f"{self.missing} missing" if self.missing else "") if part)
+            text = ""
+        if self.kind in ("identifier", "ignored"):
+            text = "left out" + (f": {self.note}" if self.note else "")
+        return "; ".join(part for part in (text, f"{self.missing} missing" if self.missing and self.kind != "ignored" else "") if part)
 
 
 @dataclass

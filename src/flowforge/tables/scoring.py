@@ -64,7 +64,9 @@ def score(model, df: pd.DataFrame) -> np.ndarray:
     summed = encoded.missing & ~outside & ~blank_continuous
     complete = ~encoded.missing & ~outside
     result[outside] = -np.inf
-    _warn(df, outside, "outside the model's support (an unseen level, or a value its column cannot take) get -inf")
+    if outside.any():
+        warnings.warn(f"log_prob: {int(outside.sum())} rows outside the model's support get -inf, e.g. rows "
+                      f"{list(df.index[outside][:10])}: {encoded.describe_outside(df.index)}", stacklevel=4)
     _warn(df, encoded.missing & ~summed & ~outside, "with blank continuous cells get NaN")
     _warn(df, summed, "with blank categorical cells get the exact marginal over those cells")
     if complete.any():

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import FlowforgeError
+from . import notices
 from .encode import Encoded
 from .latent import has_dequantised, noise, to_latents
 from .schema import Schema
@@ -38,17 +39,15 @@ COPIES_ROWS = 4000  # dequantised tables smaller than this see each row several 
 def rows_to_keep(schema: Schema, df: pd.DataFrame, encoded: Encoded, missing: str) -> np.ndarray:
     """Rows to train on: rows with a blank modelled cell are dropped, saying how many per column
     (with missing="level", blank categorical cells are a level and only blank continuous cells
-    drop a row); rows outside a declared support are an error naming them."""
+    drop a row; notices.dropped says it loudly when most rows go); rows outside a declared
+    support are an error naming them."""
     if encoded.outside.any():
-        rows = list(df.index[encoded.outside][:10])
-        raise FlowforgeError(f"{int(encoded.outside.sum())} training rows lie outside the schema (unseen levels or values "
-                             f"outside a declared support), e.g. rows {rows}")
-    if encoded.missing.any():
-        modelled = [c.name for c in schema.columns if c.kind != "identifier" and None not in c.levels]
-        counts = {name: int(n) for name, n in df[modelled].isna().sum().items() if n}
-        warnings.warn(f"missing={missing!r}: {int(encoded.missing.sum())} of {len(df)} rows have blank cells and are left out "
-                      f"(blank cells per column: {counts})", stacklevel=3)
+        raise FlowforgeError(f"{int(encoded.outside.sum())} training rows lie outside the schema: "
+                             f"{encoded.describe_outside(df.index)}")
     keep = ~encoded.missing
+    notice = notices.dropped(schema, df, keep, missing)
+    if notice:
+        warnings.warn(notice, stacklevel=3)
     if keep.sum() < MIN_ROWS:
         raise FlowforgeError(f"only {int(keep.sum())} complete rows: a table model needs at least {MIN_ROWS} "
                              "(some are held out to decide when to stop training)")
