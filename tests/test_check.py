@@ -121,3 +121,18 @@ def test_check_an_image_model_on_given_images(tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "small.npy", np.zeros((10, 1, 2, 2), np.uint8))
     assert main(["check", str(tmp_path / "img"), "--data", str(tmp_path / "small.npy")]) == 2
     assert "expects shape (1, 4, 4) per row, got shape (1, 2, 2)" in capsys.readouterr().err
+
+
+def test_the_tolerance_is_relative_to_each_columns_spread(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)  # a diamonds-like table: price in the thousands beside a carat near 1
+    price = rng.lognormal(8, 1, 400)
+    np.savetxt(tmp_path / "d.csv", np.c_[price / 5000 + rng.normal(0, 0.1, 400), price], delimiter=",", header="carat,price", comments="")
+    assert main(["train", *TINY, "--data", str(tmp_path / "d.csv"), "--n", "400", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "r" / "check.json").read_text())
+    assert "flow, max / column std" in out and record["passed"]
+    assert record["round_trip_scaled_max"] < 1e-3 and record["round_trip_scaled_max"] < record["round_trip_max"]
+    assert main(["check", str(tmp_path / "r"), "--tolerance", "1e-15"]) == 1
+    assert "of a column's standard deviation" in capsys.readouterr().out

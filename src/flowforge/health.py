@@ -43,6 +43,9 @@ class Health:
     logdet_gap_median: float
     max_layer_scale: float
     layers: tuple[LayerHealth, ...]
+    # the flow's round trip with each column's error divided by its scale (measure's `scale`): None without one
+    round_trip_scaled_max: float | None = None
+    round_trip_scaled_median: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,14 +65,25 @@ def _magnitude(logabsdet: Tensor) -> Tensor:
     return logabsdet.abs().double().cpu().nan_to_num(nan=torch.inf, posinf=torch.inf)
 
 
+def column_scale(x: Tensor) -> Tensor:
+    """Each column's scale for a relative round trip: its standard deviation over the rows (float32
+    resolves a column to about 1e-7 of its size, and a flow's error grows with its spread); a
+    column without spread (one row, or constant) is scaled by its largest |value|, at least 1."""
+    rows = x.double().flatten(1)
+    spread = rows.std(0) if rows.shape[0] > 1 else torch.zeros(rows.shape[1], dtype=torch.float64)
+    size = rows.abs().amax(0).clamp(min=1.0)
+    return torch.where(spread > 0, spread, size).nan_to_num(nan=1.0, posinf=1.0)
+
+
 @torch.no_grad()
-def measure(flow: Flow, x: Tensor, context: Tensor | None = None, batch_size: int = 4096) -> Health:
+def measure(flow: Flow, x: Tensor, context: Tensor | None = None, batch_size: int = 4096, scale: Tensor | None = None) -> Health:
     """Round-trip error, log-det gap and layer scales of `flow` on the rows of x (in x's dtype:
-    pass a float64 flow and x to measure float64)."""
+    pass a float64 flow and x to measure float64). With `scale` (one number per column, e.g.
+    column_scale(x)), also the round trip with each column's error divided by its scale."""
     flow.eval()
     x, context = flow._prepare(x, context)
     layers = _layers(flow)
-    round_trip, gap = [], []
+    round_trip, gap, scaled = [], [], []
     worst = torch.zeros(len(layers), 3, dtype=torch.float64)  # round trip, log-det gap, |logabsdet|
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
@@ -77,6 +91,8 @@ def measure(flow: Flow, x: Tensor, context: Tensor | None = None, batch_size: in
         z, forward = flow.transform(xb, cb)
         back, inverse = flow.transform.inverse(z, cb)
         round_trip.append(_row_error(back, xb))
+        if scale is not None:
+            scaled.append(_row_error(back.double().cpu().flatten(1) / scale, xb.double().cpu().flatten(1) / scale))
         gap.append(_magnitude(forward + inverse))
         h = xb
         for i, layer in enumerate(layers):
@@ -92,6 +108,8 @@ def measure(flow: Flow, x: Tensor, context: Tensor | None = None, batch_size: in
         round_trip_max=float(round_trip.max()), round_trip_median=float(round_trip.median()),
         logdet_gap_max=float(gap.max()), logdet_gap_median=float(gap.median()),
         max_layer_scale=float(worst[:, 2].max()), layers=per_layer,
+        round_trip_scaled_max=float(torch.cat(scaled).max()) if scaled else None,
+        round_trip_scaled_median=float(torch.cat(scaled).median()) if scaled else None,
     )
 
 
@@ -102,4 +120,6 @@ def table(health: Health) -> str:
         lines.append(f"{f'{layer.index:>3} {layer.name}':<28}{layer.round_trip:>12.2e}{layer.logdet_gap:>13.2e}{layer.scale:>11.3g}")
     lines.append(f"{'flow, max':<28}{health.round_trip_max:>12.2e}{health.logdet_gap_max:>13.2e}{health.max_layer_scale:>11.3g}")
     lines.append(f"{'flow, median':<28}{health.round_trip_median:>12.2e}{health.logdet_gap_median:>13.2e}")
+    if health.round_trip_scaled_max is not None:
+        lines.append(f"{'flow, max / column std':<28}{health.round_trip_scaled_max:>12.2e}")
     return "\n".join(lines)

@@ -102,3 +102,33 @@ def test_columns_on_a_numeric_file_is_named(tmp_path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 2)))
     assert main(["train", "--data", str(tmp_path / "x.npy"), "--columns", "x0:positive", *QUICK]) == 2
     assert "--columns and --schema are for tables" in one_line_error(capsys)
+
+
+def test_blank_cell_counts_agree_between_the_warning_the_summary_and_metrics(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    n = 120
+    df = pd.DataFrame({"vore": rng.choice(["carni", "herbi", "omni"], n).astype(object), "rem": rng.lognormal(size=n),
+                       "total": rng.lognormal(size=n)})
+    df.loc[df.index[::4], "vore"] = None
+    df.loc[df.index[::5], "rem"] = np.nan
+    df.to_csv(tmp_path / "sleep.csv")
+    assert main(["train", "--data", str(tmp_path / "sleep.csv"), "--missing", "level", *QUICK, "--out", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    dropping, train_rows = metrics["blank_cells_dropping_rows"], metrics["n_train"]
+    assert list(dropping) == ["rem"] and list(metrics["blank_cells_as_level"]) == ["vore"]  # a blank category is a level, not missing
+    assert f"of {train_rows} rows have blank cells" in err and f"(blank cells per column: {dropping})" in err
+    assert f"{metrics['rows_dropped_for_missing']} of {train_rows} training rows" in out and str(dropping) in out
+    assert metrics["missing_cells"] == {"vore": 30, "rem": 24}  # the whole table's, every column
+
+
+def test_check_measures_a_table_runs_flow_on_its_held_out_rows(table_run, capsys) -> None:
+    place, folder = table_run
+    assert main(["check", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("held-out split of") and "complete rows, continuous columns after their support maps" in out
+    assert "check passed" in out and "flow, max / column std" in out
+    record = json.loads((folder / "check.json").read_text())
+    assert record["passed"] and record["rows"] == json.loads((folder / "metrics.json").read_text())["n_test_scored"]
+    assert main(["check", str(folder), "--data", str(place / "shop.csv"), "--dtype", "float64"]) == 0
+    assert json.loads((folder / "check.json").read_text())["round_trip_scaled_max"] < 1e-9

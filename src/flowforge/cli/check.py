@@ -20,19 +20,20 @@ import torch
 from .. import data
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
-from ..health import Health, measure, table
+from ..health import Health, column_scale, measure, table
 from ..train.checkpoint import atomic_write_text, load
 from ..train.rows import NpyRows
 from .argparse_internals import Subcommands
 from .conditional import split_scored
 from .config import TrainConfig
 from .image_run import load_image_split
+from .mixed_run import is_table_run, table_check_rows
 from .options import POSITIVE_FLOAT
 from .run_folder import RunFolder, file_sha256
 from .score import describe_shape, image_rows
 from .table_run import load_split
 
-TOLERANCE = 1e-3  # round trip, data units; float32 flows reach ~1e-6 on data of unit scale
+TOLERANCE = 1e-3  # round trip, as a fraction of each column's standard deviation (pixels for images); float32 flows reach ~1e-6
 LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below
 STREAMED_CHECK_ROWS = 100_000  # held-out rows of a run streamed from a large .npy file that check reads
 
@@ -46,7 +47,8 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="FILE", help="check the rows of FILE instead of the held-out split")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="run the whole flow in this precision (default float32)")
     p.add_argument("--tolerance", type=POSITIVE_FLOAT, default=TOLERANCE,
-                   help=f"largest accepted round-trip error, in data units (default {TOLERANCE:g})")
+                   help="largest accepted round-trip error, as a fraction of each column's standard deviation over the rows "
+                        f"checked (an image's: in pixel units) (default {TOLERANCE:g})")
     p.add_argument("--logdet-tolerance", type=POSITIVE_FLOAT, default=LOGDET_TOLERANCE,
                    help=f"largest accepted log-det gap, in nats (default {LOGDET_TOLERANCE:g})")
     p.set_defaults(handler=check)
@@ -85,17 +87,26 @@ def check_run(
     if dtype not in ("float32", "float64"):
         raise FlowforgeError(f"dtype must be float32 or float64, got {dtype!r}")
     folder = RunFolder.of(run)
-    flow = load(run).to(getattr(torch, dtype))
-    x, context, source = _given(flow, run, data_path) if data_path is not None else _held_out(flow, folder)
+    if is_table_run(run):  # a mixed table: its flow, on the rows after their support maps
+        flow, x, context, source = table_check_rows(run, data_path)
+        flow = flow.to(getattr(torch, dtype))
+    else:
+        flow = load(run).to(getattr(torch, dtype))
+        x, context, source = _given(flow, run, data_path) if data_path is not None else _held_out(flow, folder)
     if tuple(x.shape[1:]) != flow.event_shape:
         besides = " besides its context columns" if context is not None else ""
         raise FlowforgeError(f"{source}: the model in {run} expects {describe_shape(flow.event_shape)} per row{besides}, got {describe_shape(x.shape[1:])}")
     dtype = flow._anchor().dtype
     with torch.random.fork_rng(devices=[]):  # an image model's dequantisation noise: the same draw each check
         torch.manual_seed(0)
-        health = measure(flow, torch.from_numpy(x).to(dtype), torch.from_numpy(context).to(dtype) if context is not None else None)
+        rows = torch.from_numpy(x).to(dtype)
+        scale = column_scale(torch.from_numpy(x)) if x.ndim == 2 else None  # tables: relative to each column's spread
+        health = measure(flow, rows, torch.from_numpy(context).to(dtype) if context is not None else None, scale=scale)
     problems = []
-    if not health.round_trip_max <= tolerance:
+    if scale is not None and not health.round_trip_scaled_max <= tolerance:
+        problems.append(f"round-trip error {health.round_trip_scaled_max:.3g} of a column's standard deviation "
+                        f"({health.round_trip_max:.3g} in data units) > tolerance {tolerance:g}")
+    if scale is None and not health.round_trip_max <= tolerance:
         problems.append(f"round-trip error {health.round_trip_max:.3g} > tolerance {tolerance:g}")
     if not health.logdet_gap_max <= logdet_tolerance:
         problems.append(f"log-det gap {health.logdet_gap_max:.3g} nats > tolerance {logdet_tolerance:g}")

@@ -25,10 +25,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..data.datasets import split_indices
 from ..errors import CellError, FlowforgeError
+from ..flows.flow import Flow
 from ..tables import Schema, TableFlow, infer_schema
+from ..tables.discrete import one_hot
+from ..tables.encode import encode
+from ..tables.latent import noise, to_latents
 from ..tables.files import read_table, write_table
 from .config import TrainConfig
 from .run_folder import RunFolder, file_sha256
@@ -189,3 +194,34 @@ def score_table_file(run: str | os.PathLike, path: str | os.PathLike) -> np.ndar
     if Path(path).suffix.lower() not in TABLE_SUFFIXES:
         raise FlowforgeError(f"{path}: a table run scores {', '.join(TABLE_SUFFIXES)} files")
     return load_table_run(run).log_prob(read_table(path))
+
+
+def table_check_rows(run: str | os.PathLike, path: str | os.PathLike | None = None) -> tuple[Flow, np.ndarray, np.ndarray | None, str]:
+    """What `check` measures of a table run: its continuous flow, and the rows that flow sees
+    (support maps applied, counts and dates dequantised by one draw), with their categories'
+    one-hot context, for the complete in-support rows of the held-out split (or of a file)."""
+    model = load_table_run(run)
+    if model.flow is None:
+        raise FlowforgeError(f"{run}: the table has no continuous columns, so no flow to check (its categorical model is exact)")
+    if path is not None:
+        df, source = read_table(path), os.fspath(path)
+    else:
+        folder = RunFolder.of(run)
+        config = folder.config(folder.record())
+        recorded = folder.record().get("data", {})
+        if recorded.get("sha256") and (not Path(config.data).is_file() or file_sha256(config.data) != recorded["sha256"]):
+            raise FlowforgeError(f"{config.data} changed since {folder.path} was trained; pass --data FILE to check other data")
+        train, test = _split(_subset(read_table(config.data), config), config)
+        df, source = (test, "held-out split") if len(test) else (train, "training rows (--test-fraction 0)")
+        source = f"{source} of {config.data}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows with blank cells or unseen levels are left out, and counted in `source`
+        encoded = encode(model.schema, df)
+    ok = ~encoded.missing & ~encoded.outside
+    if not ok.any():
+        raise FlowforgeError(f"{source}: no complete rows inside the model's support to check")
+    x = torch.from_numpy(encoded.continuous[ok])
+    y, _ = to_latents(model.schema, x, noise(model.schema, len(x), 1, torch.Generator().manual_seed(0))[0])
+    hot = one_hot(torch.from_numpy(encoded.codes[ok]), model.discrete.sizes)
+    context = hot.numpy() if hot.shape[1] else None
+    return model.flow, y.numpy(), context, f"{source} ({int(ok.sum())} complete rows, continuous columns after their support maps)"
