@@ -169,3 +169,12 @@ def test_a_bad_cell_anywhere_is_located(tmp_path: Path, x: np.ndarray, data: st.
     path = write(tmp_path, "\n".join(";".join(row) for row in cells) + "\n")
     # in a one-column file an empty cell is a blank line, reported as such
     assert re.search(rf"row {i + 1}(, column {j + 1}\b| is blank)", error(path))
+
+
+def test_every_bad_column_is_named_at_once(tmp_path) -> None:
+    text = "a,b,c,d\n1,x,3,\n2,y,nope,4\n5,6,7,1e39\n"
+    message = error(write(tmp_path, text))
+    assert "data.csv: 3 columns hold cells that are not usable numbers (the first of each):" in message
+    for problem in ("row 2, column 'b': 'x' is not a number", "row 3, column 'c': 'nope' is not a number",
+                    "row 2, column 'd' is empty (a missing value)"):
+        assert problem in message

@@ -50,8 +50,10 @@ def _problem(name: str, line: int, column: int, cell: str, names: list[str] | No
 
 
 def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int) -> np.ndarray:
+    """The rows as floats; one error naming the first bad cell of every bad column at once."""
     width = len(names) if names is not None else len(rows[0][1])
     out = np.empty((len(rows), width))
+    bad: dict[int, tuple[str, bool]] = {}  # column -> (its first problem, whether it is a CellError)
     for k, (line, cells) in enumerate(rows):
         if not cells:
             raise CellError(f"{name}: row {line} is blank (missing values); fill it in or remove it")
@@ -62,14 +64,22 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
         try:
             out[k] = [float(cell) for cell in cells]
         except ValueError:
-            column = next(j for j, cell in enumerate(cells) if not _is_number(cell))
-            raise CellError(_problem(name, line, column, cells[column], names)) from None
-    bad = np.argwhere(~(np.abs(out) <= _FLOAT32_MAX))  # NaN, Inf, or beyond float32
-    if len(bad):
-        k, column = bad[0]
-        line, cells = rows[k]
-        error = CellError if np.isnan(out[k, column]) else FlowforgeError  # a NaN is a blank cell; Inf or 1e39 are numbers
-        raise error(_problem(name, line, column, cells[column], names))
+            for column, cell in enumerate(cells):
+                if column not in bad and not _is_number(cell):
+                    bad[column] = (_problem(name, line, column, cell, names), True)
+            out[k] = [float(cell) if _is_number(cell) else 0.0 for cell in cells]
+    for k, column in np.argwhere(~(np.abs(out) <= _FLOAT32_MAX)):  # NaN, Inf, or beyond float32, in row order
+        if column not in bad:
+            line, cells = rows[k]
+            # a NaN is a blank cell; Inf or 1e39 are numbers
+            bad[column] = (_problem(name, line, column, cells[column], names), bool(np.isnan(out[k, column])))
+    if bad:
+        problems = [bad[column] for column in sorted(bad)]
+        error = CellError if any(cell for _, cell in problems) else FlowforgeError
+        if len(problems) == 1:
+            raise error(problems[0][0])
+        lines = "\n  ".join(problem.removeprefix(f"{name}: ") for problem, _ in problems)
+        raise error(f"{name}: {len(problems)} columns hold cells that are not usable numbers (the first of each):\n  {lines}")
     return out
 
 
