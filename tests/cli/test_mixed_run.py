@@ -132,3 +132,16 @@ def test_check_measures_a_table_runs_flow_on_its_held_out_rows(table_run, capsys
     assert record["passed"] and record["rows"] == json.loads((folder / "metrics.json").read_text())["n_test_scored"]
     assert main(["check", str(folder), "--data", str(place / "shop.csv"), "--dtype", "float64"]) == 0
     assert json.loads((folder / "check.json").read_text())["round_trip_scaled_max"] < 1e-9
+
+
+def test_train_parses_a_numeric_csv_once(tmp_path, monkeypatch, capsys) -> None:
+    import flowforge.data.files as files
+
+    calls = []
+    parse = files.parse_table
+    monkeypatch.setattr(files, "parse_table", lambda text, name: calls.append(name) or parse(text, name))
+    np.savetxt(tmp_path / "x.csv", np.random.default_rng(3).normal(size=(60, 2)), delimiter=",", header="a,b", comments="")
+    assert main(["train", "--data", str(tmp_path / "x.csv"), *QUICK, "--layers", "1", "--hidden", "8", "--out", str(tmp_path / "r")]) == 0
+    assert len(calls) == 1  # deciding it is numeric and loading its split share one parse
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n3,4\n5,6\n")  # other text: parsed again
+    assert files.read_csv_with_header(tmp_path / "x.csv")[0].shape == (3, 2) and len(calls) == 2

@@ -1,6 +1,7 @@
 """User files -> float32 (rows, features) arrays: .npy, .npz, .csv, .txt, .tsv."""
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 import zipfile
@@ -14,6 +15,10 @@ from .text import parse_table
 TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 SUFFIXES = (".npy", ".npz", *TEXT_SUFFIXES)
 _NPZ_KEYS = ("x", "data", "arr_0")  # which array of a several-array .npz holds the data
+# The last text table parsed, by its text's digest: `train` reads a file twice (is it numeric? then
+# its split), and parsing, not reading, is the slow part. Tables above this size are not kept.
+_PARSED: dict[bytes, tuple[np.ndarray, list[str] | None]] = {}
+KEEP_PARSED_BYTES = 256 * 2**20
 
 
 def _pick(npz: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
@@ -43,6 +48,20 @@ def _load_numpy(path: Path, name: str) -> np.ndarray:
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: starts like an .npz, is not one
         raise FlowforgeError(f"{name} is not a valid NumPy file: {e}") from e
+
+
+def _parse_text(path: Path, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """parse_table of a text file, parsed once while its text stays the same (a copy each call)."""
+    text = _read_text(path, name)
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    if key not in _PARSED:
+        x, names = parse_table(text, name)
+        _PARSED.clear()
+        if x.nbytes > KEEP_PARSED_BYTES:
+            return x, names
+        _PARSED[key] = (x, names)
+    x, names = _PARSED[key]
+    return x.copy(), (list(names) if names is not None else None)
 
 
 def _read_text(path: Path, name: str) -> str:
@@ -104,7 +123,7 @@ def read_csv_with_header(path: str | os.PathLike) -> tuple[np.ndarray, list[str]
     if path.stat().st_size == 0:
         raise FlowforgeError(f"{name} is empty")
     if suffix in TEXT_SUFFIXES:
-        x, names = parse_table(_read_text(path, name), name)
+        x, names = _parse_text(path, name)
     else:
         x, names = _load_numpy(path, name), None
     return _as_matrix(x, name), names
