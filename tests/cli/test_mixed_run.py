@@ -135,7 +135,7 @@ def test_check_measures_a_table_runs_flow_on_its_held_out_rows(table_run, capsys
 
 
 def test_train_parses_a_numeric_csv_once(tmp_path, monkeypatch, capsys) -> None:
-    import flowforge.data.files as files
+    from flowforge.data import files
 
     calls = []
     parse = files.parse_table

@@ -23,3 +23,28 @@ def test_samples_plot_ignores_outlying_samples(tmp_path) -> None:
     data = np.random.default_rng(0).normal(size=(200, 4))
     samples = np.concatenate([data[:100], np.full((1, 4), 1e6)])
     assert plot_samples(data, samples, tmp_path / "outlier.png").exists()
+
+
+def drawn(monkeypatch, call) -> list:
+    """The figure a plot function saves, as its list of axes."""
+    from flowforge.viz import scatter
+
+    figures = []
+    save = scatter.save
+    monkeypatch.setattr(scatter, "save", lambda figure, path: figures.append(figure) or save(figure, path))
+    call()
+    return figures[0].axes
+
+
+def test_axes_carry_column_names_and_each_columns_own_scale(tmp_path, monkeypatch) -> None:
+    rng = np.random.default_rng(0)  # faithful-like: eruptions of a few minutes, waits of about 70
+    faithful = np.c_[rng.uniform(1.5, 5, 300), rng.uniform(40, 100, 300)]
+    axes = drawn(monkeypatch, lambda: plot_samples(faithful, faithful, tmp_path / "f.png", names=["eruptions", "waiting"]))
+    assert (axes[0].get_xlabel(), axes[0].get_ylabel()) == ("eruptions", "waiting")
+    assert axes[0].get_aspect() == "auto"  # equal axes would draw it as a sliver
+    assert axes[0].get_ylim()[0] < 45 and axes[0].get_ylim()[1] > 95
+    alike = rng.normal(size=(300, 2))
+    assert drawn(monkeypatch, lambda: plot_samples(alike, alike, tmp_path / "a.png"))[0].get_aspect() == 1.0
+    wide = rng.normal(size=(300, 22))
+    axes = drawn(monkeypatch, lambda: plot_samples(wide, wide, tmp_path / "w.png", names=[f"col{j}" for j in range(22)]))
+    assert axes[-1].get_xlabel() == "col3" and axes[0].figure.get_suptitle() == "the first 4 of 22 columns"

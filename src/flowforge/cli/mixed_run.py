@@ -33,8 +33,8 @@ from ..flows.flow import Flow
 from ..tables import Schema, TableFlow, infer_schema
 from ..tables.discrete import one_hot
 from ..tables.encode import encode
-from ..tables.latent import noise, to_latents
 from ..tables.files import read_table, write_table
+from ..tables.latent import noise, to_latents
 from .config import TrainConfig
 from .run_folder import RunFolder, file_sha256
 from .training import RunResult

@@ -10,8 +10,10 @@ from ..flows import Flow
 from ..train.history import History
 
 
-def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, seed: int = 0, context: np.ndarray | None = None) -> list[Path]:
-    """training_curve.png, samples.png (model samples vs the test split) and, for unconditional 2-D data, density.png.
+def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, seed: int = 0, context: np.ndarray | None = None,
+                names: list[str] | None = None) -> list[Path]:
+    """training_curve.png, samples.png (model samples vs the test split) and, for unconditional 2-D data, density.png,
+    with axes named by the table's column `names` where it has a header.
 
     A conditional model draws one sample at the context of each plotted test row (`context`, one per row of `test`).
     """
@@ -23,10 +25,11 @@ def write_plots(folder: Path, flow: Flow, history: History, test: np.ndarray, se
     m = min(len(test), 2000)
     samples = flow.sample(m, context=torch.from_numpy(context[:m]) if context is not None else None).numpy()
     samples = samples[np.isfinite(samples).all(1)]
-    paths.append(viz.plot_samples(test if context is None else test[:m], samples, folder / "samples.png", seed=seed))
+    paths.append(viz.plot_samples(test if context is None else test[:m], samples, folder / "samples.png", seed=seed,
+                                   names=names))
     if test.shape[1] == 2 and context is None:
         xs, ys, log_prob = density_grid(flow, test)
-        paths.append(viz.plot_density(xs, ys, log_prob, folder / "density.png"))
+        paths.append(viz.plot_density(xs, ys, log_prob, folder / "density.png", names=tuple(names) if names and len(names) == 2 else ("x0", "x1")))
     return paths
 
 

@@ -78,7 +78,8 @@ class TableRun:
         test, test_context = self.table.test_in_memory(PLOT_ROWS)
         if not len(test):  # --test-fraction 0: the plots show training rows
             test, test_context = self.table.train[:PLOT_ROWS], _head(self.table.train_context, PLOT_ROWS)
-        write_plots(plots, flow, history, test, seed=seed, context=test_context)
+        names = [n for j, n in enumerate(self.table.names) if j not in set(self.table.columns)] if self.table.names else None
+        write_plots(plots, flow, history, test, seed=seed, context=test_context, names=names)
 
 
 def _head(rows: Any, limit: int) -> Any:

@@ -21,23 +21,36 @@ def _limits(x: np.ndarray) -> np.ndarray:
     return np.stack([low - pad, high + pad], axis=1)
 
 
-def _side_by_side(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike) -> Path:
+SAME_SCALE = 3.0  # two columns whose ranges differ by less than this factor share one scale (equal axes)
+
+
+def same_scale(limits: np.ndarray) -> bool:
+    """Whether two axes' ranges are close enough to draw with equal aspect (x and y in one unit);
+    otherwise each axis gets its own scale, so that the data fills the panel."""
+    ratio = np.ptp(limits[1]) / np.ptp(limits[0])
+    return bool(1 / SAME_SCALE <= ratio <= SAME_SCALE)
+
+
+def _side_by_side(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, names: list[str]) -> Path:
     limits = _limits(data)
-    aspect = np.clip(np.ptp(limits[1]) / np.ptp(limits[0]), 0.4, 1.5)  # panel height / width, equal axes
+    equal = same_scale(limits)
+    aspect = np.clip(np.ptp(limits[1]) / np.ptp(limits[0]), 0.4, 1.5) if equal else 1.0  # panel height / width
     figure = new_figure(8.0, 3.4 * aspect + 0.9)
     for i, (x, title, color) in enumerate([(data, "data (test split)", "tab:blue"), (samples, "model samples", "tab:orange")]):
         axes = figure.add_subplot(1, 2, i + 1)
         axes.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
-        axes.set(xlim=limits[0], ylim=limits[1], title=title, xlabel="x0", ylabel="x1")
-        axes.set_aspect("equal", adjustable="box")
+        axes.set(xlim=limits[0], ylim=limits[1], title=title, xlabel=names[0], ylabel=names[1])
+        axes.set_aspect("equal" if equal else "auto", adjustable="box")
     return save(figure, path)
 
 
-def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims: int) -> Path:
-    chosen = np.sort(np.argsort(-data.var(axis=0), kind="stable")[:dims])  # the most variable columns
+def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims: int, names: list[str]) -> Path:
+    chosen = np.arange(min(dims, data.shape[1]))  # the table's first columns: by name, in its order
     k = len(chosen)
     limits = _limits(data)
     figure = new_figure(2.2 * k + 0.6, 2.2 * k)
+    if k < data.shape[1]:
+        figure.suptitle(f"the first {k} of {data.shape[1]} columns", fontsize=9)
     for row, i in enumerate(chosen):
         for col, j in enumerate(chosen):
             axes = figure.add_subplot(k, k, row * k + col + 1)
@@ -53,22 +66,26 @@ def _pairs(data: np.ndarray, samples: np.ndarray, path: str | os.PathLike, dims:
             axes.set_xlim(limits[j])
             axes.tick_params(labelsize=7)
             if row == k - 1:
-                axes.set_xlabel(f"x{j}")
+                axes.set_xlabel(names[j], fontsize=8)
             if col == 0:
-                axes.set_ylabel(f"x{i}" if i != j else "density")
+                axes.set_ylabel(names[i] if i != j else "density", fontsize=8)
     figure.axes[0].legend(fontsize=7, loc="upper left")
     return save(figure, path)
 
 
-def plot_samples(data: ArrayLike, samples: ArrayLike, path: str | os.PathLike, max_points: int = 2000, dims: int = 4, seed: int = 0) -> Path:
-    """Compare model samples with data, both (N, D) arrays, at most `max_points` of each.
+def plot_samples(data: ArrayLike, samples: ArrayLike, path: str | os.PathLike, max_points: int = 2000, dims: int = 4, seed: int = 0,
+                 names: list[str] | None = None) -> Path:
+    """Compare model samples with data, both (N, D) arrays, at most `max_points` of each; axes
+    named by `names` (one per column; x0, x1, ... without) on each column's own range.
 
-    D = 2: data and samples side by side on the same axes. Otherwise: a pairs plot of the
-    `dims` highest-variance columns, scatter off the diagonal and histogram overlays on it.
+    D = 2: data and samples side by side on the same axes (equal aspect where the two columns'
+    ranges are alike). Otherwise: a pairs plot of the first `dims` columns, scatter off the
+    diagonal and histogram overlays on it.
     """
     rng = np.random.default_rng(seed)
     data = _subsample(np.asarray(data, float), max_points, rng)
     samples = _subsample(np.asarray(samples, float), max_points, rng)
+    names = [str(n) for n in names] if names is not None and len(names) == data.shape[1] else [f"x{j}" for j in range(data.shape[1])]
     if data.shape[1] == 2:
-        return _side_by_side(data, samples, path)
-    return _pairs(data, samples, path, dims)
+        return _side_by_side(data, samples, path, names)
+    return _pairs(data, samples, path, dims, names)
