@@ -6,10 +6,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from flowforge.errors import FlowforgeError
+from flowforge.flows import build_model
 from flowforge.tables import TableFlow, infer_schema
 from flowforge.tables.infer import MAX_LEVELS
+from flowforge.tables.small import keep_trained, start_state
 
 from .frames import mixed
 
@@ -25,7 +28,7 @@ def us_dates(n: int = 60, seed: int = 0) -> pd.DataFrame:
 def quiet_fit(df: pd.DataFrame, **options) -> TableFlow:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return TableFlow(**TINY, **options).fit(df)
+        return TableFlow(**{**TINY, **options}).fit(df)
 
 
 def test_dates_in_us_and_day_first_formats_are_datetimes_read_one_way_per_column() -> None:
@@ -117,3 +120,34 @@ def test_dropping_most_rows_is_said_loudly_with_what_keeps_them() -> None:
     level = quiet_fit(df, missing="level")
     assert level.metrics["blank_cells"] == {"cycle": 50} and level.metrics["blank_levels"] == {"vore": 30}
     assert level.metrics["rows_dropped"] == 50
+
+
+def test_a_small_tables_flow_is_kept_only_when_clearly_better_than_its_gaussian_start() -> None:
+    y = torch.randn(3 * 40, 2, generator=torch.Generator().manual_seed(0))  # 3 dequantised copies of 40 rows
+
+    def shaken(flow) -> None:
+        with torch.no_grad():
+            for value in flow.parameters():
+                value.add_(0.3 * torch.randn(value.shape, generator=torch.Generator().manual_seed(1)))
+
+    flow = build_model("nsf", features=2, layers=2, hidden=(8,), seed=0)  # the identity: N(0, I) is the truth
+    identity = start_state(flow)
+    shaken(flow)  # a trained flow worse than its start
+    result = keep_trained(flow, identity, y, None, 40)
+    assert not result["kept"] and result["gain"] < 0
+    assert all(torch.equal(value, identity[name]) for name, value in flow.named_parameters())  # reset to the start
+    shaken(flow)
+    worse = start_state(flow)
+    with torch.no_grad():
+        for name, value in flow.named_parameters():
+            value.copy_(identity[name])
+    result = keep_trained(flow, worse, y, None, 40)  # the trained flow is the truth, its start shaken
+    assert result["kept"] and result["gain"] > 2 * result["gain_error"]
+    assert all(torch.equal(value, identity[name]) for name, value in flow.named_parameters())
+
+
+def test_a_tiny_table_says_plainly_when_it_kept_the_gaussian() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=30), "b": rng.lognormal(size=30)})  # Gaussian after the support maps
+    flow = quiet_fit(df, steps=60).metrics["flow"]
+    assert flow["stayed_at_gaussian"] and "Gaussian" in flow["why"]

@@ -21,7 +21,7 @@ from ..errors import FlowforgeError
 from ..flows import build_model
 from ..flows.flow import Flow
 from ..train import fit
-from . import notices
+from . import notices, small
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
@@ -126,6 +126,7 @@ class TableFlow:
         y_train, c_train = flow_data(self.schema, x[train], hot[train], copies, generator)
         y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
         self.flow = self._build_flow(x.shape[1], len(train))
+        initial = small.start_state(self.flow)
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
         lr = self.lr or default_lr(len(train))
         with warnings.catch_warnings():
@@ -138,6 +139,7 @@ class TableFlow:
                           seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
+        test = small.keep_trained(self.flow, initial, y_val, c_val, len(val)) if len(train) < SMALL_TABLE_ROWS and not stayed else None
         self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
                                 "start_val_nll": history.val_nll[0] if history.val_nll else None,
                                 "stayed_at_gaussian": stayed, "dequantised_copies": copies, "lr": lr,
@@ -146,6 +148,14 @@ class TableFlow:
             start = "full-covariance" if len(train) < SMALL_TABLE_ROWS else "per-column"
             self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the flow's start, "
                                            f"the {start} Gaussian fitted to the rows, so the flow kept it")
+        if test is not None:
+            self.metrics["flow"].update(validation_gain=test["gain"], validation_gain_error=test["gain_error"])
+        if test is not None and not test["kept"]:
+            self.metrics["flow"].update(stayed_at_gaussian=True, why=(
+                f"on its {len(val)} validation rows the trained flow (best at step {history.best_step}) was not clearly better "
+                f"than its start, the full-covariance Gaussian of the {len(train)} training rows (mean gain "
+                f"{test['gain']:.2f} +- {test['gain_error']:.2f} nats per row; kept above {small.MARGIN:g} standard errors): "
+                "too few rows to tell a flow's extra shape from chance, so the flow was reset to that Gaussian"))
 
     def _likelihood_kind(self) -> dict[str, Any]:
         dequantised = [c.name for c in self.schema.continuous if is_dequantised(c)]

@@ -1,0 +1,56 @@
+"""Small tables: the trained flow is kept only where its validation rows say it is clearly better
+than its start, the full-covariance Gaussian of the training rows.
+
+Below training.SMALL_TABLE_ROWS the flow's first layer whitens and the rest start as the identity,
+so step 0 is that Gaussian; early stopping then picks the best of many validation checks on a
+handful of rows (mtcars: 4 or 5). A step that wins on so few rows by chance keeps whatever tails
+it grew: on mtcars (32 rows) a flow kept at step 49 sampled `disp` up to 1,620 where the data end
+at 472. The test, per validation row i (its NLL averaged over its dequantised copies):
+
+    gain_i = NLL_start(i) - NLL_trained(i),   kept when mean(gain) > MARGIN * sd(gain) / sqrt(m)
+
+else the start is restored (its learned parameters; fitted buffers such as the whitening stay)
+and metrics say so, with the numbers.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..flows.flow import Flow
+
+MARGIN = 2.0  # standard errors of the mean gain: about a 2.5% chance of keeping a flow no better than its start
+
+
+def start_state(flow: Flow) -> dict[str, Tensor]:
+    """The flow's parameters before training (to restore the start with)."""
+    return {name: value.detach().clone() for name, value in flow.named_parameters()}
+
+
+@torch.no_grad()
+def row_nll(flow: Flow, y: Tensor, context: Tensor | None, rows: int) -> np.ndarray:
+    """(rows,) NLL of each row, averaged over its dequantised copies (y holds copy after copy)."""
+    nll = -flow.log_prob(y, context if context is not None and context.shape[1] else None).double()
+    return nll.reshape(-1, rows).mean(0).numpy()
+
+
+def keep_trained(flow: Flow, start: dict[str, Tensor], y_val: Tensor, c_val: Tensor | None, rows: int) -> dict[str, float | bool]:
+    """Restore the start unless the trained flow beats it clearly on the validation rows; what was
+    measured: kept, the mean gain per row and its standard error (nats)."""
+    flow.eval()
+    trained = row_nll(flow, y_val, c_val, rows)
+    learned = copy.deepcopy({name: value.detach().clone() for name, value in flow.named_parameters()})
+    with torch.no_grad():
+        for name, value in flow.named_parameters():
+            value.copy_(start[name])
+    gain = row_nll(flow, y_val, c_val, rows) - trained
+    error = float(gain.std(ddof=1) / np.sqrt(rows)) if rows > 1 else float("inf")
+    kept = bool(np.isfinite(gain).all() and gain.mean() > MARGIN * error)
+    if kept:
+        with torch.no_grad():
+            for name, value in flow.named_parameters():
+                value.copy_(learned[name])
+    return {"kept": kept, "gain": float(gain.mean()), "gain_error": error}
