@@ -83,14 +83,16 @@ class TableFlow:
         self.schema = self.schema or infer_schema(df)
         if self.missing == "level":
             self.schema = with_blank_levels(self.schema, df)
-        if notices.left_out(self.schema):
-            warnings.warn(notices.left_out(self.schema), stacklevel=2)
+        left_out = notices.left_out(self.schema)
+        if left_out:
+            warnings.warn(left_out, stacklevel=2)
         encoded = encode(self.schema, df)
         keep = rows_to_keep(self.schema, df, encoded, self.missing)
         codes, x = torch.from_numpy(encoded.codes[keep]), encoded.continuous[keep]
         train, val = split(len(x), self.val_fraction, self.seed)
-        if notices.few_values(self.schema, x[train]):
-            warnings.warn(notices.few_values(self.schema, x[train]), stacklevel=2)
+        few = notices.few_values(self.schema, x[train])
+        if few:
+            warnings.warn(few, stacklevel=2)
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
             self._fit_discrete(codes, train, val)
