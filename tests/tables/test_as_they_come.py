@@ -120,6 +120,8 @@ def test_dropping_most_rows_is_said_loudly_with_what_keeps_them() -> None:
     level = quiet_fit(df, missing="level")
     assert level.metrics["blank_cells"] == {"cycle": 50} and level.metrics["blank_levels"] == {"vore": 30}
     assert level.metrics["rows_dropped"] == 50
+    ignored = quiet_fit(df, schema=infer_schema(df, overrides="cycle:ignored"))  # what the notice suggests
+    assert ignored.metrics["rows_dropped"] == 30 and ignored.sample(4)["cycle"].isna().all()
 
 
 def test_a_small_tables_flow_is_kept_only_when_clearly_better_than_its_gaussian_start() -> None:
