@@ -34,7 +34,7 @@ NEAR_UNIQUE = 0.5  # text with more distinct values than this share of its rows:
 INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
 # one format per column, the first that reads every cell: ISO 8601 (with or without a time), then
 # month-first (US) before day-first where both read a column (every day <= 12), then the rest
-DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%Y/%m/%d", "%d.%m.%Y",
+DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%Y/%m/%d", "%d.%m.%Y", "%m-%d-%Y", "%d-%m-%Y",
                 "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")  # what a date of those formats starts with
 OVERRIDE = re.compile(r"\s*([^,]+?)\s*:\s*(bounded\s*\([^)]*\)|\w+)\s*(?:,|$)")  # a name may hold a colon: "Unnamed: 0"
