@@ -156,7 +156,7 @@ class TableFlow:
             self.metrics["flow"].update(stayed_at_gaussian=True, why=(
                 f"on its {len(val)} validation rows the trained flow (best at step {history.best_step}) was not clearly better "
                 f"than its start, the full-covariance Gaussian of the {len(train)} training rows (mean gain "
-                f"{test['gain']:.2f} +- {test['gain_error']:.2f} nats per row; kept above {small.MARGIN:g} standard errors): "
+                f"{test['gain']:.2f} +- {test['gain_error']:.2f} nats per row; kept above {test['margin']:.2f} standard errors): "
                 "too few rows to tell a flow's extra shape from chance, so the flow was reset to that Gaussian"))
 
     def _likelihood_kind(self) -> dict[str, Any]:

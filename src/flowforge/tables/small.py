@@ -7,7 +7,10 @@ handful of rows (mtcars: 4 or 5). A step that wins on so few rows by chance keep
 it grew: on mtcars (32 rows) a flow kept at step 49 sampled `disp` up to 1,620 where the data end
 at 472. The test, per validation row i (its NLL averaged over its dequantised copies):
 
-    gain_i = NLL_start(i) - NLL_trained(i),   kept when mean(gain) > MARGIN * sd(gain) / sqrt(m)
+    gain_i = NLL_start(i) - NLL_trained(i),   kept when mean(gain) > t(m - 1) * sd(gain) / sqrt(m)
+
+t(m - 1) the 97.5% quantile of Student's t with m - 1 degrees of freedom (a one-sided test at 2.5%:
+3.18 for mtcars' 4 validation rows, 2.0 from 30 rows on)
 
 else the start is restored (its learned parameters; fitted buffers such as the whitening stay)
 and metrics say so, with the numbers.
@@ -22,7 +25,14 @@ from torch import Tensor
 
 from ..flows.flow import Flow
 
-MARGIN = 2.0  # standard errors of the mean gain: about a 2.5% chance of keeping a flow no better than its start
+# 97.5% quantiles of Student's t, 1 to 30 degrees of freedom; about 2.0 above
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def margin(rows: int) -> float:
+    """Standard errors the mean gain over `rows` validation rows must exceed (t quantile, rows - 1 dof)."""
+    return T_975[rows - 2] if 2 <= rows <= len(T_975) + 1 else 2.0
 
 
 def start_state(flow: Flow) -> dict[str, Tensor]:
@@ -48,9 +58,9 @@ def keep_trained(flow: Flow, start: dict[str, Tensor], y_val: Tensor, c_val: Ten
             value.copy_(start[name])
     gain = row_nll(flow, y_val, c_val, rows) - trained
     error = float(gain.std(ddof=1) / np.sqrt(rows)) if rows > 1 else float("inf")
-    kept = bool(np.isfinite(gain).all() and gain.mean() > MARGIN * error)
+    kept = bool(rows > 1 and np.isfinite(gain).all() and gain.mean() > margin(rows) * error)
     if kept:
         with torch.no_grad():
             for name, value in flow.named_parameters():
                 value.copy_(learned[name])
-    return {"kept": kept, "gain": float(gain.mean()), "gain_error": error}
+    return {"kept": kept, "gain": float(gain.mean()), "gain_error": error, "margin": margin(rows)}
