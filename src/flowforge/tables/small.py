@@ -3,9 +3,9 @@ than its start, the full-covariance Gaussian of the training rows.
 
 Below training.SMALL_TABLE_ROWS the flow's first layer whitens and the rest start as the identity,
 so step 0 is that Gaussian; early stopping then picks the best of many validation checks on a
-handful of rows (mtcars: 4 or 5). A step that wins on so few rows by chance keeps whatever tails
-it grew: on mtcars (32 rows) a flow kept at step 49 sampled `disp` up to 1,620 where the data end
-at 472. The test, per validation row i (its NLL averaged over its dequantised copies):
+handful of rows (mtcars: 4 or 5), and a step that wins on so few rows by chance keeps whatever
+shape and tails it grew with no evidence for them. The test, per validation row i (its NLL
+averaged over its dequantised copies):
 
     gain_i = NLL_start(i) - NLL_trained(i),   kept when mean(gain) > t(m - 1) * sd(gain) / sqrt(m)
 
