@@ -153,3 +153,25 @@ def test_a_tiny_table_says_plainly_when_it_kept_the_gaussian() -> None:
     df = pd.DataFrame({"a": rng.normal(size=30), "b": rng.lognormal(size=30)})  # Gaussian after the support maps
     flow = quiet_fit(df, steps=60).metrics["flow"]
     assert flow["stayed_at_gaussian"] and "Gaussian" in flow["why"]
+
+
+def test_yearly_and_month_end_dates_are_sampled_as_such_dates() -> None:
+    rng = np.random.default_rng(0)
+    n = 80
+    years = pd.to_datetime(pd.DataFrame({"year": rng.integers(1970, 1983, n), "month": 1, "day": 1}))
+    ends = pd.date_range("1967-06-30", periods=n, freq="ME")
+    df = pd.DataFrame({"Year": years.dt.strftime("%Y-%m-%d"), "date": ends, "mpg": rng.lognormal(3, 0.3, n)})
+    schema = infer_schema(df)
+    assert (schema["Year"].calendar, schema["date"].calendar) == ("year", "month-end")
+    assert "yearly dates (1 January)" in str(schema) and "monthly dates (month ends)" in str(schema)
+    model = quiet_fit(df)
+    sample = model.sample(200, seed=0)
+    assert ((sample["Year"].dt.month == 1) & (sample["Year"].dt.day == 1)).all()
+    assert sample["date"].dt.is_month_end.all() and (sample["date"] == sample["date"].dt.normalize()).all()
+    assert sample["Year"].dt.year.between(1950, 2005).mean() > 0.95
+    assert np.isfinite(model.log_prob(sample)).all()
+    odd = df.head(3).copy()
+    odd.loc[1, "Year"] = "1975-06-01"  # not a 1 January: the model gives it no probability
+    with pytest.warns(UserWarning, match=r"'Year': 1 dates that are not yearly dates \(1 January\) like the training dates"):
+        log_prob = model.log_prob(odd)
+    assert np.isneginf(log_prob[1]) and np.isfinite(log_prob[[0, 2]]).all()

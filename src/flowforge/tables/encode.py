@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 
 from ..errors import FlowforgeError
-from .infer import epoch_seconds, parse_dates
+from .dates import CALENDARS, from_units, to_units
+from .infer import parse_dates
 from .schema import Column, Schema
 from .support import in_support
 
@@ -70,7 +71,7 @@ def _check_types(schema: Schema, df: pd.DataFrame) -> None:
 
 def _continuous(column: Column, values: pd.Series) -> np.ndarray:
     if column.kind == "datetime":
-        return epoch_seconds(parse_dates(values, column.format)) / column.resolution - column.low
+        return to_units(parse_dates(values, column.format), column.calendar, column.resolution) - column.low
     return pd.to_numeric(values, errors="coerce").to_numpy(float)
 
 
@@ -79,7 +80,11 @@ def _what_is_outside(column: Column, values: pd.Series, rows: np.ndarray) -> str
     example = values[rows].iloc[0]
     example = example.item() if hasattr(example, "item") else example
     if column.kind == "datetime":
-        return f"cells that are not dates{f' as {column.format}' if column.format else ''} (e.g. {example!r})"
+        unread = values[rows][parse_dates(values[rows], column.format).isna()]
+        if len(unread):
+            return f"cells that are not dates{f' as {column.format}' if column.format else ''} (e.g. {unread.iloc[0]!r})"
+        kind = CALENDARS[column.calendar] if column.calendar else f"whole multiples of {column.resolution:g} s"
+        return f"dates that are not {kind} like the training dates (e.g. {str(example)!r})"
     if column.kind == "categorical":
         return f"cells of a level unseen in training (e.g. {example!r})"
     return f"cells a {column.kind} column cannot hold (e.g. {example!r})"
@@ -123,7 +128,7 @@ def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
 def _written(column: Column, values: np.ndarray | list) -> pd.Series:
     """Values in the dtype the column had (whole numbers as int64, dates as datetime64)."""
     if column.kind == "datetime":
-        return pd.Series(pd.to_datetime((values + column.low) * column.resolution, unit="s"))
+        return from_units(np.asarray(values, float) + column.low, column.calendar, column.resolution)
     if column.kind == "integer" or (column.levels and all(isinstance(v, int) and not isinstance(v, bool) for v in column.levels)):
         return pd.Series(np.asarray(values, dtype=np.int64))
     series = pd.Series(values)

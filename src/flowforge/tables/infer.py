@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FlowforgeError
+from .dates import calendar_of, epoch_seconds, to_units
 from .schema import KINDS, Column, Schema
 
 # Whole numbers with at most this many levels are categories: exact probabilities, where dequantised
@@ -147,11 +148,6 @@ def _numeric_kind(values: pd.Series) -> str:
     return "positive" if values.min() > 0 else "real"  # a density on v > 0: samples cannot leave the support
 
 
-def epoch_seconds(values: pd.Series) -> np.ndarray:
-    """Whole seconds since 1970-01-01 of datetimes, as float64 (any pandas time unit)."""
-    return ((values - pd.Timestamp(0)) // pd.Timedelta(seconds=1)).to_numpy(float)
-
-
 def _column(name: str, values: pd.Series, kind: str, low: float | None, high: float | None, missing: int, dtype: str,
             note: str = "") -> Column:
     """The Column of a kind, with its levels, bounds or resolution; ValueError names what does not fit."""
@@ -199,7 +195,12 @@ def _datetime_column(name: str, values: pd.Series, missing: int) -> Column:
         unread = values[pd.to_datetime(values, format="ISO8601", errors="coerce").isna()]
         raise ValueError(f"datetime, but no one format reads every cell (e.g. {unread.iloc[0]!r}); formats tried: "
                          f"{', '.join(DATE_FORMATS)}. Convert the column to one of them, or read it with pandas first")
-    seconds = epoch_seconds(parse_dates(values, fmt))
+    dates = parse_dates(values, fmt)
+    calendar = calendar_of(dates)
+    if calendar is not None:  # yearly or monthly data: counted in years or months
+        return Column(name, "datetime", low=float(to_units(dates, calendar, 1.0).min()), resolution=1.0, missing=missing,
+                      dtype="datetime64[ns]", format=fmt, calendar=calendar)
+    seconds = epoch_seconds(dates)
     resolution = next((r for r in (86400, 3600, 60, 1) if np.all(seconds % r == 0)), 1)
     low = float(seconds.min() // resolution)  # the earliest date: units are counted from it
     return Column(name, "datetime", low=low, resolution=float(resolution), missing=missing, dtype="datetime64[ns]", format=fmt)

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import FlowforgeError
+from .dates import CALENDARS
 
 # modelled by the flow (continuous after a support map), by the categorical model, or left out
 CONTINUOUS = ("real", "positive", "nonnegative", "bounded", "integer", "datetime")
@@ -29,6 +30,8 @@ class Column:
         dtype: the pandas dtype written back by sampling.
         format: a datetime column's text format (strftime codes, or "ISO8601"), the one that read
             every training cell; None for a datetime dtype.
+        calendar: a datetime column of yearly or monthly dates ("year", "month", "month-end",
+            tables/dates.py): counted in years or months (`resolution` 1), sampled as such dates.
         note: why a column was left out (an identifier inferred from near-unique text, an ignored
             column's blank cells), shown in the schema table and fit's notice.
     """
@@ -43,6 +46,7 @@ class Column:
     dtype: str = "float64"
     format: str | None = None
     note: str = ""
+    calendar: str | None = None
 
     @property
     def details(self) -> str:
@@ -56,7 +60,7 @@ class Column:
         elif self.kind == "nonnegative":
             text = "exact zeros, and a density above 0"
         elif self.kind == "datetime":
-            text = f"resolution {self.resolution:g} s" + (f", read as {self.format}" if self.format and self.format != "ISO8601" else "")
+            text = (CALENDARS[self.calendar] if self.calendar else f"resolution {self.resolution:g} s") + (f", read as {self.format}" if self.format and self.format != "ISO8601" else "")
         elif self.kind == "constant":
             text = f"always {self.levels[0]!r}"
         else:
