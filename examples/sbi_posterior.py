@@ -3,7 +3,8 @@
 The task is the linear Gaussian of the sbi benchmark (sbibm's gaussian_linear): theta ~ N(0, 0.1 I)
 in `--dim` dimensions, x ~ N(theta, 0.1 I), so the true posterior is Gaussian and known. sbi's NPE
 trains, at the same simulation budget and with the same training loop, its default estimator
-(a MAF) and flowforge's (an NSF, passed through sbi's custom-estimator interface); each posterior
+(a MAF) and flowforge's MAF and NSF of the same size (5 layers of 50 hidden units), passed through
+sbi's custom-estimator interface; each posterior
 is compared with the true one at `--observations` observations by the classifier two-sample test
 (C2ST: 0.5 means the classifier cannot tell the samples apart, 1.0 means it always can).
 
@@ -91,7 +92,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=2000, help="simulation budget, the same for each estimator")
-    parser.add_argument("--estimators", default="maf,flowforge-nsf", help="comma-separated: sbi's names, or flowforge-<model>")
+    parser.add_argument("--estimators", default="maf,flowforge-maf,flowforge-nsf", help="comma-separated: sbi's names, or flowforge-<model>")
     parser.add_argument("--dim", type=int, default=10)
     parser.add_argument("--observations", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=500, help="sbi's training stops earlier on its validation loss")

@@ -56,7 +56,7 @@ def test_the_example_compares_both_estimators_at_one_budget(tmp_path) -> None:
     spec = importlib.util.spec_from_file_location("sbi_posterior", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    summary = example.main(["--simulations", "300", "--max-epochs", "2", "--observations", "1", "--dim", "2", "--out", str(tmp_path)])
+    summary = example.main(["--estimators", "maf,flowforge-nsf", "--simulations", "300", "--max-epochs", "2", "--observations", "1", "--dim", "2", "--out", str(tmp_path)])
     assert [r["estimator"] for r in summary["results"]] == ["maf", "flowforge-nsf"]
     assert all(r["simulations"] == 300 and 0.4 <= r["c2st_mean"] <= 1.0 for r in summary["results"])
     assert json.loads((tmp_path / "summary.json").read_text()) == summary and (tmp_path / "posteriors.png").is_file()
