@@ -39,7 +39,7 @@ def main() -> None:
     for simulations in (int(s) for s in args.simulations.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
             for name in args.estimators.split(","):  # interleaved: machine load drifts alike for all
-                result = example.posterior_c2st(name, simulations, seed)
+                result = example.posterior_c2st(name, simulations, seed, log_dir=Path(args.out).parent / "sbi-logs")
                 result.pop("last_samples")
                 rows.append(result)
                 print(f"{name:>15} {simulations:>6} sims seed {seed}: C2ST {result['c2st_mean']:.3f} "

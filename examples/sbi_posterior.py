@@ -44,10 +44,13 @@ def estimator(name: str, layers: int, hidden: int) -> Any:
 
 
 def posterior_c2st(name: str, simulations: int, seed: int, dim: int = 10, observations: int = 3, samples: int = 1000,
-                   max_epochs: int = 500, layers: int = 5, hidden: int = 50) -> dict[str, Any]:
-    """Train NPE with estimator `name` on `simulations` draws; its C2ST against the true posterior at each observation."""
+                   max_epochs: int = 500, layers: int = 5, hidden: int = 50, log_dir: str | Path = "runs/sbi-logs") -> dict[str, Any]:
+    """Train NPE with estimator `name` on `simulations` draws; its C2ST against the true posterior at each observation.
+    sbi's training curves go to TensorBoard files under `log_dir` (sbi's default is ./sbi-logs)."""
     from sbi.inference import NPE
     from sbi.utils.metrics import c2st
+    from sbi.utils.tracking import TensorBoardTracker
+    from torch.utils.tensorboard import SummaryWriter
 
     problem = task(dim)
     generator = torch.Generator().manual_seed(1000 + seed)
@@ -55,7 +58,8 @@ def posterior_c2st(name: str, simulations: int, seed: int, dim: int = 10, observ
     theta = problem["prior"].sample((simulations,))
     x = problem["simulate"](theta)
     start = time.perf_counter()
-    inference = NPE(problem["prior"], density_estimator=estimator(name, layers, hidden), show_progress_bars=False)
+    tracker = TensorBoardTracker(SummaryWriter(str(Path(log_dir) / f"{name}-{simulations}-seed{seed}")))
+    inference = NPE(problem["prior"], density_estimator=estimator(name, layers, hidden), show_progress_bars=False, tracker=tracker)
     inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
     posterior = inference.build_posterior()
     seconds = time.perf_counter() - start
@@ -100,9 +104,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default="runs/sbi_posterior")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = [posterior_c2st(name, args.simulations, args.seed, args.dim, args.observations, max_epochs=args.max_epochs)
-               for name in args.estimators.split(",")]
     out = Path(args.out)
+    results = [posterior_c2st(name, args.simulations, args.seed, args.dim, args.observations, max_epochs=args.max_epochs,
+                              log_dir=out / "sbi-logs") for name in args.estimators.split(",")]
     out.mkdir(parents=True, exist_ok=True)
     plot(results, out / "posteriors.png")
     summary = {"task": f"gaussian_linear, {args.dim} dimensions", "simulations": args.simulations, "seed": args.seed,

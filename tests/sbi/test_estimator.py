@@ -38,8 +38,9 @@ def test_shapes_follow_sbis_contract_and_log_prob_is_the_flows() -> None:
     torch.testing.assert_close(estimator.net.transform[0].mean, theta.mean(0), atol=1e-5, rtol=0)
 
 
-def test_npe_trains_the_flow_and_samples_its_posterior() -> None:
+def test_npe_trains_the_flow_and_samples_its_posterior(tmp_path, monkeypatch) -> None:
     sbi_inference = pytest.importorskip("sbi.inference")
+    monkeypatch.chdir(tmp_path)  # sbi writes its training curves to ./sbi-logs
     prior = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
     theta = prior.sample((500,))
     x = theta + 0.1 * torch.randn_like(theta)
