@@ -71,7 +71,8 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
         folder.write_record(record)
     flow.to(device)
     maybe_compile(flow, config.compile)
-    tracker = make_tracker(config.log, folder.path, config.batch_size) if config.log and distributed.is_main() else None
+    tracker = (make_tracker(config.log, folder.path, config.batch_size, every=default_eval_every(config.steps, len(run.train), config.batch_size))
+               if config.log and distributed.is_main() else None)  # `every`: fit's evaluation interval, for runs without validation
     history, stopped_by = fit_run(flow, run.train, config, folder.path, context=run.train_context,
                                   resume=resume.state if resume is not None else None, tracker=tracker)
     if stopped_by is not None:
