@@ -41,6 +41,8 @@ class TrainConfig:
         memory: "standard", or "invertible": training memory constant in depth, each layer's input
             recomputed from its output by the layer's inverse (about 1.3x the step time).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
+        log: also send the run to an experiment tracker, "tensorboard" (RUN/tensorboard/) or
+            "mlflow" (MLflow's default store, MLFLOW_TRACKING_URI); None: neither.
         given: the options set explicitly (the command line records them): an image run keeps
             these even where they equal the vector defaults, and takes image defaults for the rest.
     """
@@ -67,6 +69,7 @@ class TrainConfig:
     memory: str = "standard"
     out: str | None = None
     given: tuple[str, ...] = ()
+    log: str | None = None
 
     def __post_init__(self) -> None:
         # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__
@@ -87,6 +90,8 @@ class TrainConfig:
             raise FlowforgeError(f"unknown device {self.device!r}; choose from auto, cpu, cuda (or cuda:N)")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise FlowforgeError(f"unknown precision {self.precision!r}; choose from fp32, bf16, fp16")
+        if self.log not in (None, "tensorboard", "mlflow"):
+            raise FlowforgeError(f"unknown log {self.log!r}; choose from tensorboard, mlflow")
         if self.memory not in MEMORY:
             raise FlowforgeError(f"unknown memory {self.memory!r}; choose from {', '.join(MEMORY)}")
         if not self.hidden:

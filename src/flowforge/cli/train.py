@@ -93,6 +93,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/<data>-<model>-<timestamp>)")
     p.add_argument("--save-every", type=POSITIVE_INT, metavar="STEPS",
                    help="also write a resumable RUN/model.pt every STEPS steps (it is always written at the end and on Ctrl-C)")
+    p.add_argument("--log", choices=("tensorboard", "mlflow"),
+                   help="also send each evaluation's NLL, lr, gradient norm and throughput, and at the end the metrics, config and "
+                        "plots, to TensorBoard (RUN/tensorboard/) or MLflow (MLFLOW_TRACKING_URI); needs the tracking extra")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN to --steps total steps (default: its own), "
                    f"with its data, model and seed; {RESUME_APPLIES}")
 
@@ -101,6 +104,8 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is None:
         config = config_from_args(args)
         if wants_table_run(config, declared=bool(args.columns or args.schema)):
+            if config.log:
+                raise FlowforgeError("--log applies to runs of numeric and image data; a mixed table trains without a tracker")
             return report_table_run(train_table_run(config, args.columns, args.schema, args.missing))
         if args.columns or args.schema:
             raise FlowforgeError(f"--columns and --schema are for tables (.csv, .tsv, .parquet files); {config.data} is not one")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ import torch
 from ..compile import uncompile
 from ..errors import FlowforgeError
 from ..flows import Flow
+from ..tracking import Tracker, make_tracker
 from ..train import distributed
 from ..train.checkpoint import CHECKPOINT_NAME
 from ..train.history import History
@@ -69,9 +71,13 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
         folder.write_record(record)
     flow.to(device)
     maybe_compile(flow, config.compile)
+    tracker = (make_tracker(config.log, folder.path, config.batch_size, every=default_eval_every(config.steps, len(run.train), config.batch_size))
+               if config.log and distributed.is_main() else None)  # `every`: fit's evaluation interval, for runs without validation
     history, stopped_by = fit_run(flow, run.train, config, folder.path, context=run.train_context,
-                                  resume=resume.state if resume is not None else None)
+                                  resume=resume.state if resume is not None else None, tracker=tracker)
     if stopped_by is not None:
+        if tracker is not None:
+            tracker.close()
         return RunResult(folder.path, {"steps_run": len(history.step) + history.skipped_steps}, stopped_by)
     metrics = run.measure(flow, history, config)
     if not distributed.is_main():
@@ -79,6 +85,8 @@ def train_run(config: TrainConfig, resume: Resume | None = None) -> RunResult:
     folder.write_metrics(metrics)
     uncompile(flow).cpu()  # plots run on the CPU, eagerly: no second compile for another device
     draw_or_warn(folder.path / "plots", lambda: run.draw(folder.path / "plots", flow, history, config.seed))
+    if tracker is not None:
+        tracker.finish(metrics, config.to_dict(), sorted((folder.path / "plots").glob("*.png")))
     return RunResult(folder.path, metrics)
 
 
@@ -108,15 +116,17 @@ def draw_or_warn(plots: Path, draw: Callable[[], None]) -> None:
 
 
 def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, context: np.ndarray | None = None,
-            resume: dict[str, Any] | None = None) -> tuple[History, int | None]:
-    """`fit` for a run folder: metrics.jsonl lines, and RUN/model.pt every `config.save_every` steps,
-    at the end and on SIGINT/SIGTERM, which stop training cleanly. Returns the history and the
-    signal that stopped it (None: it ran to the end)."""
+            resume: dict[str, Any] | None = None, tracker: Tracker | None = None) -> tuple[History, int | None]:
+    """`fit` for a run folder: metrics.jsonl lines (and the `tracker`'s records), and RUN/model.pt every
+    `config.save_every` steps, at the end and on SIGINT/SIGTERM, which stop training cleanly. Returns
+    the history and the signal that stopped it (None: it ran to the end)."""
     eval_every = default_eval_every(config.steps, len(train), config.batch_size)  # fit's own default, for the metrics log
     log = MetricsLog(folder / "metrics.jsonl", eval_every, config.steps)
     if resume is not None:
         log.last = trim_metrics_log(log.path, resume["step"])
-    with StopSignals() as stop:
+    if tracker is not None:
+        log = _both(log, tracker)
+    with StopSignals() as stop, _closed_on_error(tracker):
         history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed, precision=config.precision,
                       val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
                       progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
@@ -125,3 +135,22 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
         return history, None
     # under torchrun the signal may have reached another rank only: every rank stopped on the same step
     return history, stop.received if stop.received is not None else int(signal.SIGTERM)
+
+
+def _both(*callbacks: Callable[[int, Flow, History], None]) -> Callable[[int, Flow, History], None]:
+    """One fit callback calling each of `callbacks` in turn."""
+    def call(step: int, flow: Flow, history: History) -> None:
+        for callback in callbacks:
+            callback(step, flow, history)
+    return call
+
+
+@contextmanager
+def _closed_on_error(tracker: Tracker | None) -> Iterator[None]:
+    """A tracker closed (its run marked killed) when training raises."""
+    try:
+        yield
+    except BaseException:
+        if tracker is not None:
+            tracker.close()
+        raise

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 @dataclass
 class History:
-    """Per-step train NLL and learning rate; per-evaluation validation NLL; the outcome."""
+    """Per-step train NLL, learning rate and gradient norm (before clipping); per-evaluation
+    validation NLL; the outcome."""
 
     step: list[int] = field(default_factory=list)
     train_nll: list[float] = field(default_factory=list)
@@ -25,6 +26,7 @@ class History:
     skipped_steps: int = 0
     restores: int = 0
     seconds: float = 0.0
+    grad_norm: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

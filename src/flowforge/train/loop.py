@@ -73,13 +73,13 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
                     break
                 step = state.step
                 lr = learning_rate(options.schedule, step, options.steps, options.lr, options.warmup) * state.lr_factor
-                is_taken, nll, stop_asked = _step(model, optimizer, scaler, data.batch(step, options), lr, options.grad_clip,
-                                                  should_stop)
+                is_taken, nll, stop_asked, grad_norm = _step(model, optimizer, scaler, data.batch(step, options), lr,
+                                                             options.grad_clip, should_stop)
                 state.step += 1
                 if not is_taken:
                     _on_non_finite(flow, optimizer, state, step, restore=not scaler.is_enabled())
                     continue
-                _record(state, step, nll, lr)
+                _record(state, step, nll, lr, grad_norm)
                 is_evaluated = state.step % options.eval_every == 0 or state.step == options.steps
                 if is_evaluated:
                     evaluate(flow, optimizer, state, data.val, data.val_context, options.patience)
@@ -166,10 +166,10 @@ def _progress_bar(options: FitOptions, step: int, is_main: bool) -> Any:
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
           batch: tuple[Tensor, Tensor | None], lr: float, grad_clip: float | None,
-          should_stop: Callable[[], bool] | None) -> tuple[bool, float, bool]:
+          should_stop: Callable[[], bool] | None) -> tuple[bool, float, bool, float]:
     """One optimiser step at learning rate `lr`, taken only when the loss and the gradient are
-    finite on every rank. Returns whether it was taken, the global batch's mean NLL, and whether
-    any rank was asked to stop."""
+    finite on every rank. Returns whether it was taken, the global batch's mean NLL, whether
+    any rank was asked to stop, and the gradient's norm before clipping."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
@@ -187,7 +187,7 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.
     if is_taken:
         scaler.step(optimizer)
     scaler.update()  # fp16: after an overflow, lowers the scale (a no-op without a scaler)
-    return is_taken, loss_sum / distributed.world_size(), stops > 0  # the global batch's NLL: equal shards
+    return is_taken, loss_sum / distributed.world_size(), stops > 0, float(norm)  # the global batch's NLL: equal shards
 
 
 def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainState, step: int, restore: bool) -> None:
@@ -210,11 +210,12 @@ def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainSta
     optimizer.load_state_dict(state.good[1])
 
 
-def _record(state: TrainState, step: int, nll: float, lr: float) -> None:
+def _record(state: TrainState, step: int, nll: float, lr: float, grad_norm: float) -> None:
     state.bad_in_row = 0
     state.history.step.append(step)
     state.history.train_nll.append(nll)
     state.history.lr.append(lr)
+    state.history.grad_norm.append(grad_norm)
 
 
 def _show(bar: Any, history: History, step: int, is_evaluated: bool) -> None:
