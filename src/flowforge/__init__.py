@@ -7,6 +7,8 @@ from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, Re
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .metrics import bits_per_dim
 from .train import FitOptions, History, fit, load, mean_nll, save
+from .targets import ImportanceSamples, Target, importance_sample
+from .train import TargetHistory, TargetOptions, fit_target
 
 __version__ = "0.1.0"
 
@@ -38,4 +40,10 @@ __all__ = [
     "mean_nll",
     "save",
     "uncompile",
+    "ImportanceSamples",
+    "Target",
+    "TargetHistory",
+    "TargetOptions",
+    "fit_target",
+    "importance_sample",
 ]
