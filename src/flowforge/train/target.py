@@ -96,7 +96,7 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
                 callback(state.step, flow, history)
             if options.checkpoint_every and state.step % options.checkpoint_every == 0 and state.step < options.steps:
                 _checkpoint(on_checkpoint, state, optimizer, start_time)
-    live = None if history.interrupted else clone_state(flow)
+    live = clone_state(flow)  # the weights to continue from, also of a stopped run: `resume` loads them
     if not history.interrupted and state.best is not None and options.keep_best != "last":
         flow.load_state_dict(state.best)
     _checkpoint(on_checkpoint, state, optimizer, start_time, live)
