@@ -7,4 +7,4 @@ from .options import FitOptions
 from .target import fit_target
 from .target_options import TargetHistory, TargetOptions
 
-__all__ = ["FitOptions", "History", "fit", "load", "mean_nll", "save", "fit_target", "TargetHistory", "TargetOptions"]
+__all__ = ["FitOptions", "History", "TargetHistory", "TargetOptions", "fit", "fit_target", "load", "mean_nll", "save"]
