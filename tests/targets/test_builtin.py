@@ -69,3 +69,16 @@ def test_logistic_regression_ships_its_reference_posterior() -> None:
     draws = target.reference["draws"].double().requires_grad_(True)
     (grad,) = torch.autograd.grad(target(draws).sum(), draws)
     assert float((grad.mean(0) * target.reference["std"]).abs().max()) < 0.2
+
+
+def test_compare_to_reference_counts_the_modes_a_sample_covers() -> None:
+    from flowforge.targets import ImportanceSamples, compare_to_reference
+
+    target = gmm40()
+    locations = target.reference["locations"].double()
+    kept = locations[1:]  # every mode but the first
+    x = kept.repeat_interleave(100, 0) + torch.randn(3900, 2, dtype=torch.float64) * target.reference["std"]
+    log_p = target(x)
+    checks = compare_to_reference(ImportanceSamples(x, log_p, log_p, 3900), target)  # q = p: equal weights
+    assert checks["modes_covered"] == 39 and checks["modes"] == 40
+    assert checks["log_z_error"] == pytest.approx(0.0, abs=1e-9)

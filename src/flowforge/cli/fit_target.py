@@ -15,7 +15,7 @@ import torch
 
 from ..errors import FlowforgeError
 from ..flows import MODELS, Flow, build_model
-from ..targets import TARGETS, Target, importance_sample, load_target
+from ..targets import TARGETS, Target, compare_to_reference, importance_sample, load_target
 from ..train import TargetHistory, fit_target, save
 from ..train.target_options import OBJECTIVES
 from .argparse_internals import Subcommands
@@ -68,11 +68,12 @@ def fit_target_command(args: argparse.Namespace) -> int:
     save(flow, folder.checkpoint)
     torch.manual_seed(args.seed)
     result = importance_sample(flow, target, args.eval_samples)
-    metrics = _metrics(result.summary(), target, history)
+    metrics = _metrics(result.summary(), compare_to_reference(result, target, args.seed), history)
     folder.write_metrics(metrics)
     plots = write_target_plots(folder.path / "plots", flow, target, history, result.resample(min(args.eval_samples, 5000)))
     print(f"ESS {metrics['ess']:.1%} of {args.eval_samples} samples, log Z {metrics['log_z']:.4f} +- {metrics['log_z_stderr']:.4f}"
           + (f" (true {target.log_z:.4f})" if target.log_z is not None else "")
+          + (f", {metrics['modes_covered']} of {metrics['modes']} modes covered" if "modes" in metrics else "")
           + (f", {metrics['dropped']} samples dropped (target NaN or +inf)" if metrics["dropped"] else ""))
     print(f"wrote {folder.path} (model.pt, metrics.json, {len(plots)} plots)")
     return 0
@@ -100,12 +101,10 @@ class _EvaluationLog:
             handle.write(json.dumps(row) + "\n")
 
 
-def _metrics(summary: dict[str, Any], target: Target, history: TargetHistory) -> dict[str, Any]:
+def _metrics(summary: dict[str, Any], checks: dict[str, Any], history: TargetHistory) -> dict[str, Any]:
     metrics = {"ess": summary["ess"], "log_z": finite(summary["log_z"]), "log_z_stderr": finite(summary["log_z_stderr"]),
                "eval_samples": summary["samples"], "dropped": summary["dropped"]}
-    if target.log_z is not None:
-        metrics["true_log_z"] = target.log_z
-        metrics["log_z_error"] = finite(summary["log_z"] - target.log_z)
+    metrics.update({key: finite(value) if isinstance(value, float) else value for key, value in checks.items()})
     metrics.update(best_step=history.best_step, steps_run=len(history.step), skipped_steps=history.skipped_steps,
                    dropped_during_training=history.dropped_samples, target_evaluations=history.target_evaluations,
                    seconds=round(history.seconds, 2))
