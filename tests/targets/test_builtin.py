@@ -79,6 +79,6 @@ def test_compare_to_reference_counts_the_modes_a_sample_covers() -> None:
     kept = locations[1:]  # every mode but the first
     x = kept.repeat_interleave(100, 0) + torch.randn(3900, 2, dtype=torch.float64) * target.reference["std"]
     log_p = target(x)
-    checks = compare_to_reference(ImportanceSamples(x, log_p, log_p, 3900), target)  # q = p: equal weights
+    checks = compare_to_reference(ImportanceSamples(x, log_p - target.log_z, log_p, 3900), target)  # q = p: w = Z
     assert checks["modes_covered"] == 39 and checks["modes"] == 40
     assert checks["log_z_error"] == pytest.approx(0.0, abs=1e-9)
