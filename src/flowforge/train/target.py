@@ -55,9 +55,9 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
 
     Example:
         >>> import flowforge
-        >>> flow = flowforge.RealNVP(2, layers=4, hidden=(32,))
-        >>> history = flowforge.fit_target(flow, "banana", steps=300, progress=False)
-        >>> flowforge.importance_sample(flow, "banana", n=2000).ess > 0.3
+        >>> flow = flowforge.RealNVP(2, layers=4, hidden=(32, 32))
+        >>> history = flowforge.fit_target(flow, "banana", steps=200, lr=5e-3, progress=False)
+        >>> flowforge.importance_sample(flow, "banana", n=2000).ess > 0.5
         True
     """
     options = TargetOptions.merge(options, overrides)
