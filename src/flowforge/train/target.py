@@ -8,7 +8,8 @@ Each step draws `batch_size` samples x ~ q from the flow and evaluates the targe
 
 plus `forward_weight` times -mean log q(s) on given samples s (e.g. MCMC draws), when given.
 Samples where the target returns NaN or +inf are dropped from the step and counted
-(`history.dropped_samples`); the rest of the loop is `fit`'s: Adam at the scheduled rate, clipped
+(`history.dropped_samples`), and so are reverse KL's samples at -inf (zero density, an infinite
+loss: give a finite penalty instead to push the flow away from such regions); the rest of the loop is `fit`'s: Adam at the scheduled rate, clipped
 gradients, a non-finite step skipped and three in a row restoring the last good state at half the
 rate, held-out importance-sampling evaluations that pick the weights kept, checkpoints and resume.
 """
@@ -25,12 +26,13 @@ from torch import Tensor
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
 from ..targets.base import Target, as_target
-from ..targets.importance import failed_rows, importance_sample
+from ..targets.importance import importance_sample
 from ..transforms.base import data_dependent_layers, sets_up_on_this_call
 from ..transforms.standardize import Standardize
 from .history import TrainState, clone_state
-from .optim import adam, clip_grad_norm, learning_rate
+from .optim import adam, learning_rate
 from .target_options import TargetHistory, TargetOptions
+from .target_step import draw_contexts, take_step
 
 MAX_RESTORES = 10
 
@@ -67,7 +69,7 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
         raise FlowforgeError(f"fit_target: this flow is conditional: pass context=(rows, {flow.context_features})")
     forward = _forward_samples(flow, samples, sample_weights)
     optimizer = _adam(flow, options)
-    state = _first_state(flow, target, optimizer, options, resume)
+    state = _first_state(flow, target, optimizer, options, resume, contexts)
     history = state.history
     start_time = time.perf_counter() - history.seconds
     flow.train()
@@ -78,7 +80,7 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
                 break
             step = state.step
             lr = learning_rate(options.schedule, step, options.steps, options.lr, options.warmup) * state.lr_factor
-            is_taken, value = _step(flow, target, optimizer, lr, options, step, contexts, forward, history)
+            is_taken, value = take_step(flow, target, optimizer, lr, options, step, contexts, forward, history)
             state.step += 1
             if not is_taken:
                 _on_non_finite(flow, optimizer, state, step)
@@ -152,7 +154,7 @@ def _adam(flow: Flow, options: TargetOptions) -> torch.optim.Optimizer:
 
 
 def _first_state(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, options: TargetOptions,
-                 resume: dict[str, Any] | None) -> TrainState:
+                 resume: dict[str, Any] | None, contexts: Tensor | None) -> TrainState:
     if resume is not None:
         if "live_model" in resume:
             flow.load_state_dict(resume["live_model"])
@@ -164,6 +166,9 @@ def _first_state(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, o
         return state
     torch.manual_seed(options.seed)
     _place_first_layers(flow, target)
+    scaler = getattr(flow, "context_standardize", None)
+    if scaler is not None and contexts is not None and not bool(scaler.is_fitted):
+        scaler.fit_(contexts)  # as fit does with the training contexts
     state = TrainState(history=TargetHistory())
     return state
 
@@ -195,73 +200,6 @@ def _progress_bar(options: TargetOptions, step: int) -> Any:
                 dynamic_ncols=True)
 
 
-def _draw_contexts(contexts: Tensor | None, n: int) -> Tensor | None:
-    if contexts is None:
-        return None
-    return contexts[torch.randint(contexts.shape[0], (n,), device=contexts.device)]
-
-
-def _target_values(target: Target, x: Tensor, context: Tensor | None, history: TargetHistory,
-                   drop_zero: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-    """log p~ at the rows of x where the target did not fail, those rows of x and context, and the kept mask.
-    A failed row's gradient may be NaN (a sqrt of a negative): the kept rows are evaluated again, so
-    the values that reach backward come from a call that saw no failure."""
-    log_p = target(x, context)
-    history.target_evaluations += x.shape[0]
-    bad = failed_rows(log_p) | (log_p == -math.inf if drop_zero else False)
-    if not bool(bad.any()):
-        return log_p, x, context, ~bad
-    history.dropped_samples += int(bad.sum())
-    keep = ~bad
-    x, context = x[keep], context[keep] if context is not None else None
-    if x.requires_grad and x.shape[0]:
-        log_p = target(x, context)
-        history.target_evaluations += x.shape[0]
-        still = failed_rows(log_p) | (log_p == -math.inf if drop_zero else False)
-        log_p = log_p.masked_fill(still, 0.0) if bool(still.any()) else log_p  # a target that changes its mind: no gradient there
-    else:
-        log_p = log_p[keep]
-    return log_p, x, context, keep
-
-
-def _objective(flow: Flow, target: Target, options: TargetOptions, beta: float, context: Tensor | None,
-               history: TargetHistory) -> tuple[Tensor, float]:
-    """The step's loss and its mean of log q - beta log p~ (the reported value)."""
-    n = options.batch_size
-    if options.objective == "reverse_kl":
-        x, log_q = flow.sample_and_log_prob(n, context=context)
-        log_p, _, _, keep = _target_values(target, x, context, history, drop_zero=True)
-        gap = log_q[keep] - beta * log_p
-        return (gap.mean() if gap.numel() else log_q.sum() * math.nan), float(gap.detach().mean()) if gap.numel() else math.nan
-    with torch.no_grad():
-        x, log_q = flow.sample_and_log_prob(n, context=context)
-        log_p, x, context, keep = _target_values(target, x, context, history, drop_zero=False)
-        log_w = beta * log_p - log_q[keep]
-        weights = torch.softmax(options.alpha * log_w.double(), 0).to(log_q.dtype)
-        finite = torch.isfinite(log_w)
-        value = float((-log_w[finite]).mean()) if bool(finite.any()) else math.nan
-    log_q_grad = flow.log_prob(x, context)
-    return -(weights * log_q_grad).sum(), value
-
-
-def _step(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, lr: float, options: TargetOptions, step: int,
-          contexts: Tensor | None, forward: tuple[Tensor, Tensor] | None, history: TargetHistory) -> tuple[bool, float]:
-    """One optimiser step; taken only when the loss and the gradient are finite."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    loss, value = _objective(flow, target, options, options.beta(step), _draw_contexts(contexts, options.batch_size), history)
-    if forward is not None and options.forward_weight > 0:
-        rows = torch.multinomial(forward[1], options.batch_size, replacement=True).to(forward[0].device)
-        loss = loss - options.forward_weight * flow.log_prob(forward[0][rows]).mean()
-    loss.backward()
-    norm = clip_grad_norm(optimizer.param_groups[0]["params"], options.grad_clip)
-    is_taken = bool(torch.isfinite(loss.detach())) and bool(torch.isfinite(norm))
-    if is_taken:
-        optimizer.step()
-    return is_taken, value
-
-
 def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainState, step: int) -> None:
     """Skip the step; three in a row restore the last good state and halve the learning rate."""
     history = state.history
@@ -282,7 +220,7 @@ def _evaluate(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, stat
               contexts: Tensor | None) -> None:
     """Importance-sample fresh points; record ESS, log Z and the reverse KL; keep the best weights."""
     history = state.history
-    result = importance_sample(flow, target, options.eval_samples, context=_draw_contexts(contexts, options.eval_samples))
+    result = importance_sample(flow, target, options.eval_samples, context=draw_contexts(contexts, options.eval_samples))
     history.target_evaluations += options.eval_samples
     log_w = result.log_weights
     kl = float((-log_w).mean()) if log_w.numel() and bool(torch.isfinite(log_w).all()) else math.inf
