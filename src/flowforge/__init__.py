@@ -6,7 +6,8 @@ from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .metrics import bits_per_dim
-from .train import FitOptions, History, fit, load, mean_nll, save
+from .targets import ImportanceSamples, Target, importance_sample
+from .train import FitOptions, History, TargetHistory, TargetOptions, fit, fit_target, load, mean_nll, save
 
 __version__ = "0.1.0"
 
@@ -26,14 +27,20 @@ __all__ = [
     "History",
     "ImageGlow",
     "ImageRealNVP",
+    "ImportanceSamples",
     "RealNVP",
     "StandardNormal",
+    "Target",
+    "TargetHistory",
+    "TargetOptions",
     "__version__",
     "bits_per_dim",
     "build_model",
     "compile",
     "data",
     "fit",
+    "fit_target",
+    "importance_sample",
     "load",
     "mean_nll",
     "save",

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import FlowforgeError
-from . import check, demo, sample, score, train
+from . import check, demo, fit_target, sample, score, train
 from . import export as export_command
 from .argparse_internals import given_options, long_options, subcommand_parsers
 
-SUBCOMMANDS = (train, sample, score, demo, check, export_command)  # in the order `flowforge --help` lists them
+SUBCOMMANDS = (train, sample, score, demo, check, fit_target, export_command)  # in the order `flowforge --help` lists them
 
 
 class _Parser(argparse.ArgumentParser):

@@ -49,6 +49,11 @@ class RunFolder:
             folder = _claim_folder(config.out or default_folder(f"{Path(config.data).stem}-{config.model}"))
         return cls(Path(distributed.broadcast_object(folder)))
 
+    @classmethod
+    def claim_named(cls, out: str | os.PathLike | None, name: str) -> RunFolder:
+        """A single-process run's folder: `out`, or runs/<name>-<time> (as `claim` checks it)."""
+        return cls(_claim_folder(out or default_folder(name)))
+
     @property
     def config_path(self) -> Path:
         return self.path / "config.json"

@@ -13,6 +13,7 @@ from ..errors import FlowforgeError
 from ..train.checkpoint import load
 from .argparse_internals import Subcommands
 from .conditional import recorded_x_names, sample_context
+from .fit_target import write_weighted_samples
 from .mixed_run import is_table_run, sample_table_run
 from .options import POSITIVE_FLOAT, POSITIVE_INT, SEED, numbers
 from .output import check_suffix, write_array
@@ -33,10 +34,16 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
                             "n samples per row, row by row")
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="FILE", help="write FILE.npy or FILE.csv (default: CSV on stdout)")
+    p.add_argument("--weighted", action="store_true",
+                   help="a fit-target run: each sample with its log importance weight against the run's target (last column, log_weight)")
     p.set_defaults(handler=sample)
 
 
 def sample(args: argparse.Namespace) -> int:
+    if args.weighted:
+        if args.context is not None or args.context_file is not None or args.temperature != 1.0:
+            raise FlowforgeError("--weighted takes -n, --seed and --out only")
+        return write_weighted_samples(args.run, args.n, args.seed, args.out)
     if is_table_run(args.run):
         if args.context is not None or args.context_file is not None or args.temperature != 1.0:
             raise FlowforgeError(f"{args.run} is a run on a mixed table: it takes -n, --seed and --out only")

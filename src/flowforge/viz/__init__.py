@@ -7,5 +7,6 @@ and a figure is freed as soon as it goes out of scope.
 from .curves import plot_training_curve
 from .density import plot_density
 from .scatter import plot_samples
+from .targets import plot_importance_curves, plot_target_samples
 
-__all__ = ["plot_density", "plot_samples", "plot_training_curve"]
+__all__ = ["plot_density", "plot_importance_curves", "plot_samples", "plot_target_samples", "plot_training_curve"]
