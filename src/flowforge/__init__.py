@@ -4,6 +4,7 @@ from .compile import compile, uncompile
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
+from .flows.continuous import CNF
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .metrics import bits_per_dim
 from .train import FitOptions, History, fit, load, mean_nll, save
@@ -11,6 +12,7 @@ from .train import FitOptions, History, fit, load, mean_nll, save
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNF",
     "IAF",
     "MAF",
     "MODELS",
