@@ -71,7 +71,7 @@ def CNF(
     layers: int = 1,
     context_features: int = 0,
     activation: str = "silu",
-    frequencies: int = 4,
+    frequencies: int = 0,
     solver: str = "dopri5",
     atol: float = 1e-5,
     rtol: float = 1e-5,

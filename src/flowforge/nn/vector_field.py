@@ -35,7 +35,7 @@ class TimeMLP(nn.Module):
     """
 
     def __init__(self, features: int, hidden: Sequence[int] = (64, 64, 64), context_features: int = 0,
-                 activation: str = "silu", frequencies: int = 4) -> None:
+                 activation: str = "silu", frequencies: int = 0) -> None:
         super().__init__()
         self.frequencies = frequencies
         self.net = MLP(features + 1 + 2 * frequencies, features, tuple(hidden), context_features, activation)
@@ -76,7 +76,7 @@ class TimeUNet(nn.Module):
     """
 
     def __init__(self, channels: int, hidden: int = 64, context_features: int = 0, activation: str = "silu",
-                 frequencies: int = 4) -> None:
+                 frequencies: int = 0) -> None:
         super().__init__()
         check_activation(activation)
         self.frequencies, self.context_features = frequencies, context_features
