@@ -109,7 +109,7 @@ def test_round_trip_and_sample_log_prob_agree():
     _randomise(flow, seed=3)
     flow = _tight(flow)
     x = torch.randn(5, 2, dtype=torch.float64)
-    torch.testing.assert_close(flow.decode(flow.encode(x)), x, rtol=0, atol=1e-8)
+    torch.testing.assert_close(flow.decode(flow.encode(x)), x, rtol=0, atol=1e-7)  # two solves at 1e-9 per step
     samples, lp = flow.sample_and_log_prob(6)
     torch.testing.assert_close(lp.detach(), flow.log_prob(samples.detach()).detach(), rtol=0, atol=1e-7)
     z = flow.encode(x)

@@ -101,11 +101,11 @@ def CNF(
         kinetic, jacobian: RNODE's regulariser weights in maximum-likelihood training (0: off).
         standardize: a first Standardize (True), Whiten ("whiten") or none (False), for vectors.
 
-    Example:
-        >>> import torch, flowforge
+    Example (log_prob and sample need torchdiffeq):
+        >>> import flowforge
         >>> flow = flowforge.CNF(2, hidden=(16, 16))
-        >>> flow.log_prob(torch.zeros(3, 2)).shape
-        torch.Size([3])
+        >>> flow.odes()[0].solver, flow.event_shape
+        ('dopri5', (2,))
     """
     check_int("layers", layers, 1)
     check_int("context_features", context_features, 0)
