@@ -20,7 +20,7 @@ from torch.testing import assert_close
 
 import flowforge
 from flowforge.train import distributed
-from flowforge.train.loop import _NLL
+from flowforge.train.objectives import Likelihood
 
 from .cuda_cases import DEVICE, cloud, needs_device
 from .helpers import launch
@@ -73,7 +73,7 @@ def _group_worker(out: Path, device: str) -> None:
     flow = randomized(flowforge.RealNVP(4, layers=2, hidden=(16, 16))).to(here, torch.float64)
     x = cloud(64).to(here, torch.float64)
     plain = torch.autograd.grad(-flow.log_prob(x).mean(), list(flow.parameters()))
-    model = torch.nn.parallel.DistributedDataParallel(_NLL(flow), device_ids=[here.index] if device == "cuda" else None)
+    model = torch.nn.parallel.DistributedDataParallel(Likelihood(flow), device_ids=[here.index] if device == "cuda" else None)
     model(x, None).backward()
     same = all(torch.allclose(p.grad, g, rtol=1e-12, atol=0) for p, g in zip(flow.parameters(), plain))
     dist.destroy_process_group()

@@ -4,6 +4,7 @@ from .compile import compile, uncompile
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
+from .flows.continuous import CNF
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .metrics import bits_per_dim
 from .targets import ImportanceSamples, Target, importance_sample
@@ -12,6 +13,7 @@ from .train import FitOptions, History, TargetHistory, TargetOptions, fit, fit_t
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNF",
     "IAF",
     "MAF",
     "MODELS",

@@ -8,6 +8,8 @@ from typing import Any
 from ..errors import FlowforgeError, check_int
 from ..flows.builders import MEMORY
 from ..flows.registry import MODELS
+from ..train.flow_matching import COUPLINGS
+from ..train.objectives import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class TrainConfig:
         compile: torch.compile the flow (falls back to eager with a warning where unsupported).
         memory: "standard", or "invertible": training memory constant in depth, each layer's input
             recomputed from its output by the layer's inverse (about 1.3x the step time).
+        objective: what training minimises: "likelihood", or "flow-matching" (a cnf's vector field
+            by conditional flow matching; validation and test still use the exact likelihood).
+        coupling: flow matching's pairing of data and noise: "independent" or "ot" (minibatch OT).
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
         log: also send the run to an experiment tracker, "tensorboard" (RUN/tensorboard/) or
             "mlflow" (MLflow's default store, MLFLOW_TRACKING_URI); None: neither.
@@ -67,6 +72,8 @@ class TrainConfig:
     precision: str = "fp32"
     compile: bool = False
     memory: str = "standard"
+    objective: str = "likelihood"
+    coupling: str = "independent"
     out: str | None = None
     given: tuple[str, ...] = ()
     log: str | None = None
@@ -94,6 +101,10 @@ class TrainConfig:
             raise FlowforgeError(f"unknown log {self.log!r}; choose from tensorboard, mlflow")
         if self.memory not in MEMORY:
             raise FlowforgeError(f"unknown memory {self.memory!r}; choose from {', '.join(MEMORY)}")
+        if self.objective not in OBJECTIVES:
+            raise FlowforgeError(f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
+        if self.coupling not in COUPLINGS:
+            raise FlowforgeError(f"unknown coupling {self.coupling!r}; choose from {', '.join(COUPLINGS)}")
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:

@@ -24,6 +24,7 @@ from ..train.history import History
 from ..train.rows import NpyRows
 from .conditional import context_record, split_context
 from .config import TrainConfig
+from .continuous_run import build_cnf, is_cnf, nfe_metrics
 from .plots import write_plots
 from .run_folder import data_record, finite
 from .small_data import first_layer_of, with_small_data_defaults
@@ -49,6 +50,9 @@ class TableRun:
 
     def build_model(self) -> Flow:
         config, train = self.config, self.table.train
+        if is_cnf(config):
+            return build_cnf(config, train.shape[1], len(self.table.columns), first_layer_of(len(train), train.shape[1], self.resume),
+                             len(train))
         return build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden,
                            context_features=len(self.table.columns), memory=config.memory,
                            standardize=first_layer_of(len(train), train.shape[1], self.resume))
@@ -72,7 +76,9 @@ class TableRun:
 
     def measure(self, flow: Flow, history: History, config: TrainConfig) -> dict[str, Any]:
         """metrics.json's content; on every rank, as the test NLL is reduced across ranks."""
-        return table_metrics(flow, history, self.table.train, self.table.test, self.table.test_context)
+        metrics = table_metrics(flow, history, self.table.train, self.table.test, self.table.test_context)
+        rows, context = (self.table.test, self.table.test_context) if len(self.table.test) else (self.table.train, self.table.train_context)
+        return {**metrics, **nfe_metrics(flow, rows, context)}
 
     def draw(self, plots: Path, flow: Flow, history: History, seed: int) -> None:
         test, test_context = self.table.test_in_memory(PLOT_ROWS)

@@ -11,6 +11,8 @@ from dataclasses import fields
 from ..errors import FlowforgeError
 from ..flows import MODELS
 from ..flows.builders import MEMORY
+from ..train.flow_matching import COUPLINGS
+from ..train.objectives import OBJECTIVES
 from .argparse_internals import Subcommands
 from .config import TrainConfig
 from .mixed_run import is_table_run, report_table_run, train_table_run, wants_table_run
@@ -65,6 +67,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"share of the training rows used for validation, 0 for none (default {d.val_fraction})")
     p.add_argument("--patience", type=NON_NEGATIVE_INT, default=d.patience,
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
+    p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
+                   help="what training minimises: the NLL, or (--model cnf) conditional flow matching of the vector field, "
+                        f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective})")
+    p.add_argument("--coupling", choices=COUPLINGS, default=d.coupling,
+                   help=f"flow matching's pairing of data and noise in a batch: independent, or ot (minibatch optimal transport) (default {d.coupling})")
 
 
 def _add_table_arguments(p: argparse.ArgumentParser) -> None:

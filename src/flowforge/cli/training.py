@@ -130,7 +130,8 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
         history = fit(flow, train, steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed, precision=config.precision,
                       val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
                       progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
-                      on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop)
+                      on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop,
+                      objective=config.objective, coupling=config.coupling)
     if not history.interrupted:
         return history, None
     # under torchrun the signal may have reached another rank only: every rank stopped on the same step

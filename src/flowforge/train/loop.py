@@ -25,6 +25,7 @@ from . import distributed
 from .data import FitData
 from .evaluate import evaluate
 from .history import History, TrainState, clone_state
+from .objectives import objective_module
 from .optim import adam, clip_grad_norm, learning_rate
 from .options import FitOptions, default_eval_every  # noqa: F401 -- default_eval_every: the CLI logs fit's default
 
@@ -37,7 +38,8 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
         callback: Callable[[int, Flow, History], None] | None = None,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None, **overrides: Any) -> History:
-    """Train `flow` by maximum likelihood (Adam on the mean NLL); it ends in eval mode, with the best weights.
+    """Train `flow` by maximum likelihood (Adam on the mean NLL), or a CNF by flow matching
+    (`objective="flow-matching"`); it ends in eval mode, with the best weights by validation NLL.
 
     Args:
         train, val: (rows, *event_shape) tensors, arrays or .npy paths; without `val`, `val_fraction` of `train`.
@@ -63,7 +65,8 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
         scaler = torch.amp.GradScaler(data.device.type, enabled=options.precision == "fp16")
         optimizer = _adam(flow, options)
         state = _first_state(flow, optimizer, data, options, resume)
-        model, history, is_main = distributed.wrap(_NLL(flow)), state.history, distributed.is_main()
+        objective = objective_module(flow, options.objective, options.coupling)
+        model, history, is_main = distributed.wrap(objective), state.history, distributed.is_main()
         start_time, stop_asked = time.perf_counter() - history.seconds, False
         flow.train()
         with _progress_bar(options, state.step, is_main) as bar:
@@ -92,17 +95,6 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
         set_precision(flow, "fp32")
     _finish(flow, state, optimizer, on_checkpoint, start_time, is_main)
     return history
-
-
-class _NLL(nn.Module):
-    """Mean NLL of a batch; the module DDP wraps, so its gradient hooks see a forward call."""
-
-    def __init__(self, flow: Flow) -> None:
-        super().__init__()
-        self.flow = flow
-
-    def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
-        return -self.flow.log_prob(x, context).mean()
 
 
 def _prepare_standardize(flow: Flow, train: Tensor, context: Tensor | None) -> None:

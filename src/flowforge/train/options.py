@@ -8,6 +8,8 @@ from typing import Any
 
 from ..errors import FlowforgeError
 from .data import check_positive
+from .flow_matching import COUPLINGS
+from .objectives import check_objective
 from .optim import check_schedule
 
 WHOLE_NUMBERS = ("steps", "epochs", "batch_size", "eval_every", "patience")
@@ -34,6 +36,10 @@ class FitOptions:
         precision: "fp32", or "bf16" / "fp16" to run the conditioner networks under autocast.
         progress: show a progress bar.
         checkpoint_every: steps between calls of `fit`'s `on_checkpoint` (None: only at the end).
+        objective: what each step minimises: "likelihood" (the mean NLL) or "flow-matching"
+            (conditional flow matching of a CNF's vector field, train/flow_matching.py).
+        coupling: flow matching's pairing of data and noise: "independent", or "ot" (minibatch
+            optimal transport, which straightens the paths).
     """
 
     steps: int | None = None
@@ -51,6 +57,8 @@ class FitOptions:
     precision: str = "fp32"
     progress: bool = True
     checkpoint_every: int | None = None
+    objective: str = "likelihood"
+    coupling: str = "independent"
 
     def __post_init__(self) -> None:
         check_positive(steps=self.steps, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -60,6 +68,9 @@ class FitOptions:
             if value is not None and not isinstance(value, int):
                 raise FlowforgeError(f"{name} must be a whole number, got {value!r}")
         check_schedule(self.schedule)
+        check_objective(self.objective)
+        if self.coupling not in COUPLINGS:
+            raise FlowforgeError(f"unknown coupling {self.coupling!r}; choose from {', '.join(COUPLINGS)}")
 
     @classmethod
     def merge(cls, options: FitOptions | None, overrides: dict[str, Any]) -> FitOptions:

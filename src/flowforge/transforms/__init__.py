@@ -8,6 +8,7 @@ from .image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mas
 from .linear import LULinear
 from .maps import AdditiveMap, AffineMap, ElementwiseMap, SplineMap
 from .norm import ActNorm, BatchNorm, DiagonalScale
+from .ode import ODETransform
 from .permute import Permutation, Reverse
 from .reshape import Split, Squeeze
 from .splines import rational_quadratic_spline
@@ -17,6 +18,7 @@ __all__ = [
     "ActNorm", "ActNorm2d", "AdditiveCoupling", "AdditiveMap", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
     "CouplingTransform",
     "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
+    "ODETransform",
     "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise", "Whiten",
     "alternating_mask", "channel_mask", "checkerboard_mask", "half_mask", "rational_quadratic_spline",
 ]
