@@ -2,20 +2,27 @@
 from . import data
 from .compile import compile, uncompile
 from .distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
+from .distributions.mixture import MixtureOfGaussians
 from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
 from .flows.image_builders import ImageGlow, ImageRealNVP
+from .flows.neural_builders import BNAF, NAF, UNAF, ResFlow
 from .metrics import bits_per_dim
+from .nn.embedding import EMBEDDINGS, register_embedding
 from .train import FitOptions, History, fit, load, mean_nll, save
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BNAF",
+    "EMBEDDINGS",
     "IAF",
     "MAF",
     "MODELS",
+    "NAF",
     "NICE",
     "NSF",
+    "UNAF",
     "ConditionalDiagNormal",
     "DiagNormal",
     "FitOptions",
@@ -26,7 +33,9 @@ __all__ = [
     "History",
     "ImageGlow",
     "ImageRealNVP",
+    "MixtureOfGaussians",
     "RealNVP",
+    "ResFlow",
     "StandardNormal",
     "__version__",
     "bits_per_dim",
@@ -36,6 +45,7 @@ __all__ = [
     "fit",
     "load",
     "mean_nll",
+    "register_embedding",
     "save",
     "uncompile",
 ]

@@ -225,3 +225,18 @@ CASES.update({
     "additive_coupling_half_fused": lambda: Case(AdditiveCoupling(half_mask(5), mlp()), data(7, 5)),
     "additive_coupling_image": lambda: Case(Coupling(channel_mask(2), ConvNet(2, 2, hidden=8), AdditiveMap()), images(5, 2)),
 })
+
+
+# -- the zoo: neural autoregressive (NAF, UNAF, BNAF) and residual layers, with iterative inverses
+from flowforge.transforms import BlockNeuralAutoregressive, DeepSigmoidMap, ResidualBlock, UnconstrainedMonotoneMap
+
+CASES.update({
+    "naf_layer": lambda: Case(made(DeepSigmoidMap(units=4), 3), data(6, 3)),
+    "naf_layer_context": lambda: Case(made(DeepSigmoidMap(units=3), 3, 2), data(6, 3), torch.randn(6, 2)),
+    "unaf_layer": lambda: Case(made(UnconstrainedMonotoneMap(units=4, nodes=64), 3), data(6, 3) * 0.5),
+    "unaf_layer_context": lambda: Case(made(UnconstrainedMonotoneMap(units=3, nodes=64), 3, 2), data(6, 3) * 0.5, torch.randn(6, 2)),
+    "bnaf": lambda: Case(BlockNeuralAutoregressive(3, (6, 6)), data(6, 3)),
+    "bnaf_context": lambda: Case(BlockNeuralAutoregressive(3, (6,), context_features=2), data(6, 3), torch.randn(6, 2)),
+    "residual_block": lambda: Case(ResidualBlock(3, (8, 8), logdet="exact"), data(6, 3)),
+    "residual_block_context": lambda: Case(ResidualBlock(3, (8,), context_features=2, logdet="exact"), data(6, 3), torch.randn(6, 2)),
+})

@@ -4,20 +4,25 @@ from .builders import NICE, Glow, RealNVP, count_parameters
 from .distribution import FlowDistribution
 from .flow import Flow
 from .image_builders import ImageGlow, ImageRealNVP
+from .neural_builders import BNAF, NAF, UNAF, ResFlow
 from .registry import MODELS, build_model, register
 
 __all__ = [
+    "BNAF",
     "IAF",
     "MAF",
     "MODELS",
+    "NAF",
     "NICE",
     "NSF",
+    "UNAF",
     "Flow",
     "FlowDistribution",
     "Glow",
     "ImageGlow",
     "ImageRealNVP",
     "RealNVP",
+    "ResFlow",
     "build_model",
     "count_parameters",
     "register",

@@ -1,22 +1,57 @@
 """Invertible layers with tractable log-determinants."""
 from .autoregressive import MaskedAutoregressive
 from .base import Compose, CouplingTransform, Inverse, Transform
+from .block_autoregressive import BlockNeuralAutoregressive
 from .conv import ActNorm2d, Conv1x1
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling, alternating_mask, half_mask
 from .dequantize import Dequantize, Logit, VariationalNoise
 from .image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from .linear import LULinear
 from .maps import AdditiveMap, AffineMap, ElementwiseMap, SplineMap
+from .monotone import DeepSigmoidMap, UnconstrainedMonotoneMap
 from .norm import ActNorm, BatchNorm, DiagonalScale
 from .permute import Permutation, Reverse
 from .reshape import Split, Squeeze
+from .residual import ResidualBlock
 from .splines import rational_quadratic_spline
 from .standardize import Standardize, Whiten
 
 __all__ = [
-    "ActNorm", "ActNorm2d", "AdditiveCoupling", "AdditiveMap", "AffineCoupling", "AffineMap", "BatchNorm", "Compose", "Conv1x1", "Coupling",
+    "ActNorm",
+    "ActNorm2d",
+    "AdditiveCoupling",
+    "AdditiveMap",
+    "AffineCoupling",
+    "AffineMap",
+    "BatchNorm",
+    "BlockNeuralAutoregressive",
+    "Compose",
+    "Conv1x1",
+    "Coupling",
     "CouplingTransform",
-    "Dequantize", "DiagonalScale", "ElementwiseMap", "Inverse", "LULinear", "Logit", "MaskedAffineCoupling", "MaskedAutoregressive",
-    "Permutation", "Reverse", "SplineMap", "Split", "Squeeze", "Standardize", "Transform", "VariationalNoise", "Whiten",
-    "alternating_mask", "channel_mask", "checkerboard_mask", "half_mask", "rational_quadratic_spline",
+    "DeepSigmoidMap",
+    "Dequantize",
+    "DiagonalScale",
+    "ElementwiseMap",
+    "Inverse",
+    "LULinear",
+    "Logit",
+    "MaskedAffineCoupling",
+    "MaskedAutoregressive",
+    "Permutation",
+    "ResidualBlock",
+    "Reverse",
+    "SplineMap",
+    "Split",
+    "Squeeze",
+    "Standardize",
+    "Transform",
+    "UnconstrainedMonotoneMap",
+    "VariationalNoise",
+    "Whiten",
+    "alternating_mask",
+    "channel_mask",
+    "checkerboard_mask",
+    "half_mask",
+    "rational_quadratic_spline",
 ]
