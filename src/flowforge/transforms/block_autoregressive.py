@@ -43,18 +43,12 @@ class MaskedBlockLinear(nn.Module):
         return v, v.norm(dim=1, keepdim=True)
 
     def weights(self) -> tuple[Tensor, Tensor]:
-        """The weight matrix, and the log of its diagonal blocks (D, out_units, in_units)."""
+        """The weight matrix, and its diagonal blocks (D, out_units, in_units), all positive."""
         v, norm = self._unnormalised()
         weight = self.log_g.exp()[:, None] * v / norm
-        log_diag = self.log_g[:, None] + self.weight - norm.log()
         d, o, i = self.features, self.out_units, self.in_units
-        blocks = log_diag.view(d, o, d, i).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
+        blocks = weight.view(d, o, d, i).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
         return weight, blocks
-
-
-def _log_tanh_slope(u: Tensor) -> Tensor:
-    """log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for every u."""
-    return 2 * (math.log(2.0) - u - softplus(-2 * u))
 
 
 class BlockNeuralAutoregressive(Transform):
@@ -62,9 +56,9 @@ class BlockNeuralAutoregressive(Transform):
     positive diagonal, so each z_i increases in x_i given x_<i.
 
         h_0 = x,  h_l = tanh(W_l h_(l-1) + b_l) (+ the context's linear term in the first layer)
-        log dz_i/dx_i = log(sum over paths of the diagonal blocks' products) (+ alpha_i)
+        dz_i/dx_i = (product of the diagonal blocks and tanh slopes along the layers) + alpha_i
 
-    The diagonal-block Jacobians compose in log space (logsumexp). The learnt skip alpha * x
+    The diagonal blocks are positive, so the product is, and the learnt skip alpha * x
     (alpha >= 1e-2) makes every z_i onto R, so every latent has a preimage; and as the hidden
     units lie in (-1, 1), |net(x)_i| <= M_i = sum_k |W_ik| + |b_i| for the last layer's W, b:
     x_i lies in [(z_i - M_i) / alpha_i, (z_i + M_i) / alpha_i]. The inverse bisects feature by
@@ -101,19 +95,20 @@ class BlockNeuralAutoregressive(Transform):
         if self.context_layer is not None and (context is None or context.shape != (x.shape[0], self.context_features)):
             got = None if context is None else tuple(context.shape)
             raise FlowforgeError(f"context: expected ({x.shape[0]}, {self.context_features}), got {got}")
-        h, log_jacobian = x, x.new_zeros(x.shape[0], self.features, 1, 1)
+        h, jacobian = x, x.new_ones(x.shape[0], self.features, 1)
         for index, layer in enumerate(self.layers):
-            weight, log_blocks = layer.weights()
+            weight, blocks = layer.weights()
             h = h @ weight.t() + layer.bias
             if index == 0 and self.context_layer is not None:
                 h = h + self.context_layer(context)
-            # d h_i / d x_i (B, D, out, 1) = blocks (D, out, in) @ previous (B, D, in, 1), in log space
-            log_jacobian = torch.logsumexp(log_blocks[None, :, :, :, None] + log_jacobian[:, :, None, :, :], dim=3)
+            # d h_i / d x_i (B, D, out) = blocks (D, out, in) applied to the previous (B, D, in); all
+            # positive, so a product that underflows only drops a term far below alpha
+            jacobian = torch.einsum("doi,bdi->bdo", blocks, jacobian)
             if index < len(self.layers) - 1:
-                log_jacobian = log_jacobian + _log_tanh_slope(h).view(x.shape[0], self.features, -1, 1)
                 h = torch.tanh(h)
+                jacobian = jacobian * (1 - h * h).view(x.shape[0], self.features, -1)
         alpha = self._alpha()
-        return h + alpha * x, torch.logaddexp(log_jacobian.view(x.shape[0], self.features), alpha.log())
+        return h + alpha * x, torch.log(jacobian.view(x.shape[0], self.features) + alpha)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z, log_diagonal = self._run(x, context)
