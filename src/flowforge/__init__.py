@@ -7,6 +7,7 @@ from .errors import FlowforgeError
 from .flows import IAF, MAF, MODELS, NICE, NSF, Flow, FlowDistribution, Glow, RealNVP, build_model
 from .flows.image_builders import ImageGlow, ImageRealNVP
 from .flows.neural_builders import BNAF, NAF, UNAF, ResFlow
+from .flows.vi_builders import PlanarFlow, RadialFlow, SylvesterFlow
 from .metrics import bits_per_dim
 from .nn.embedding import EMBEDDINGS, register_embedding
 from .train import FitOptions, History, fit, load, mean_nll, save
@@ -34,9 +35,12 @@ __all__ = [
     "ImageGlow",
     "ImageRealNVP",
     "MixtureOfGaussians",
+    "PlanarFlow",
+    "RadialFlow",
     "RealNVP",
     "ResFlow",
     "StandardNormal",
+    "SylvesterFlow",
     "__version__",
     "bits_per_dim",
     "build_model",

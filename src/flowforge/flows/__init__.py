@@ -6,6 +6,7 @@ from .flow import Flow
 from .image_builders import ImageGlow, ImageRealNVP
 from .neural_builders import BNAF, NAF, UNAF, ResFlow
 from .registry import MODELS, build_model, register
+from .vi_builders import PlanarFlow, RadialFlow, SylvesterFlow
 
 __all__ = [
     "BNAF",
@@ -21,8 +22,11 @@ __all__ = [
     "Glow",
     "ImageGlow",
     "ImageRealNVP",
+    "PlanarFlow",
+    "RadialFlow",
     "RealNVP",
     "ResFlow",
+    "SylvesterFlow",
     "build_model",
     "count_parameters",
     "register",

@@ -2,6 +2,7 @@
 from .autoregressive import MaskedAutoregressive
 from .base import Compose, CouplingTransform, Inverse, Transform
 from .block_autoregressive import BlockNeuralAutoregressive
+from .circular import AngleFeatures, CircularSplineMap, CircularStandardize, MixedSplineMap, WrapAngles
 from .conv import ActNorm2d, Conv1x1
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling, alternating_mask, half_mask
 from .dequantize import Dequantize, Logit, VariationalNoise
@@ -11,6 +12,7 @@ from .maps import AdditiveMap, AffineMap, ElementwiseMap, SplineMap
 from .monotone import DeepSigmoidMap, UnconstrainedMonotoneMap
 from .norm import ActNorm, BatchNorm, DiagonalScale
 from .permute import Permutation, Reverse
+from .planar import Planar, Radial, Sylvester
 from .reshape import Split, Squeeze
 from .residual import ResidualBlock
 from .splines import rational_quadratic_spline
@@ -23,8 +25,11 @@ __all__ = [
     "AdditiveMap",
     "AffineCoupling",
     "AffineMap",
+    "AngleFeatures",
     "BatchNorm",
     "BlockNeuralAutoregressive",
+    "CircularSplineMap",
+    "CircularStandardize",
     "Compose",
     "Conv1x1",
     "Coupling",
@@ -38,17 +43,22 @@ __all__ = [
     "Logit",
     "MaskedAffineCoupling",
     "MaskedAutoregressive",
+    "MixedSplineMap",
     "Permutation",
+    "Planar",
+    "Radial",
     "ResidualBlock",
     "Reverse",
     "SplineMap",
     "Split",
     "Squeeze",
     "Standardize",
+    "Sylvester",
     "Transform",
     "UnconstrainedMonotoneMap",
     "VariationalNoise",
     "Whiten",
+    "WrapAngles",
     "alternating_mask",
     "channel_mask",
     "checkerboard_mask",

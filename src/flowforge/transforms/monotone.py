@@ -147,7 +147,9 @@ class UnconstrainedMonotoneMap:
     units give 3K + 2 params per feature; zero params give g = 1, d = 0, the identity. Since
     g lies in [g_min, g_max] = MIN_SLOPE + softplus(c -+ sum |v_j|), the quadrature's y - d lies
     between x g_min and x g_max: the inverse bisects on [(y - d) / g_max, (y - d) / g_min] to
-    `tol` (None: sqrt of the dtype's epsilon), then takes one Newton step.
+    `tol` (None: sqrt of the dtype's epsilon), then takes one Newton step. The quadrature is
+    exact enough (hence the map monotone) where the integrand is smooth on the scale of [0, x]:
+    standardised data, |x| of a few units; far beyond, raise `nodes`.
 
     Reference: Wehenkel & Louppe, Unconstrained Monotonic Neural Networks, 2019 (arXiv:1908.05164).
     """
