@@ -14,6 +14,7 @@ from .base import Transform
 from .monotone import bisect, default_tolerance
 
 MIN_SKIP = 1e-2
+NET_SCALE = 0.1  # the network term starts at this scale beside the identity
 
 
 class MaskedBlockLinear(nn.Module):
@@ -85,7 +86,10 @@ class BlockNeuralAutoregressive(Transform):
         self.features, self.context_features, self.tol = features, context_features, tol
         self.layers = nn.ModuleList(MaskedBlockLinear(features, a, b) for a, b in itertools.pairwise(units))
         self.context_layer = nn.Linear(context_features, features * units[1]) if context_features else None
-        self.skip = nn.Parameter(torch.full((features,), math.log(math.expm1(0.1 - MIN_SKIP))))
+        # start near the identity, as the other flows do: z = x + a small network term
+        self.skip = nn.Parameter(torch.full((features,), math.log(math.expm1(1 - MIN_SKIP))))
+        with torch.no_grad():
+            self.layers[-1].log_g.add_(math.log(NET_SCALE))
 
     def _alpha(self) -> Tensor:
         return MIN_SKIP + softplus(self.skip)
