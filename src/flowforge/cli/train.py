@@ -65,6 +65,9 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"share of the training rows used for validation, 0 for none (default {d.val_fraction})")
     p.add_argument("--patience", type=NON_NEGATIVE_INT, default=d.patience,
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
+    p.add_argument("--circular", metavar="COLS",
+                   help="columns holding angles in radians (comma-separated header names or 0-based indices), for --model nsf "
+                        "or nsf-ar: circular splines and a base uniform on the circle; samples lie in [-pi, pi)")
 
 
 def _add_table_arguments(p: argparse.ArgumentParser) -> None:
