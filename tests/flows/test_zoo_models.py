@@ -156,14 +156,14 @@ def blob_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_cnn_embedding_of_context_images_beats_no_context(tmp_path) -> None:
     """Must-show: x depends on the context image; a conditional NSF reading it through a small CNN
     has a lower test NLL than the unconditional NSF. The embedding is saved by name, not pickled."""
-    (x, images), (x_test, images_test) = blob_images(3000, 0), blob_images(1000, 1)
+    (x, images), (x_test, images_test) = blob_images(2000, 0), blob_images(1000, 1)
     embedding = {"name": "cnn", "shape": [1, 8, 8], "out_features": 8, "channels": 8}
     torch.manual_seed(0)
-    conditional = flowforge.build_model("nsf", features=2, layers=3, hidden=[32, 32], context_features=64, embedding_net=embedding)
-    flowforge.fit(conditional, x, context=images, steps=250, batch_size=128, lr=3e-3, progress=False)
+    conditional = flowforge.build_model("nsf", features=2, layers=2, hidden=[16, 16], context_features=64, embedding_net=embedding)
+    flowforge.fit(conditional, x, context=images, steps=100, batch_size=128, lr=5e-3, progress=False)
     torch.manual_seed(0)
-    plain = flowforge.build_model("nsf", features=2, layers=3, hidden=[32, 32])
-    flowforge.fit(plain, x, steps=250, batch_size=128, lr=3e-3, progress=False)
+    plain = flowforge.build_model("nsf", features=2, layers=2, hidden=[16, 16])
+    flowforge.fit(plain, x, steps=100, batch_size=128, lr=5e-3, progress=False)
     with_context = -conditional.log_prob(x_test, images_test).mean().item()
     without = flowforge.mean_nll(plain, x_test)
     assert with_context < without - 0.5, (with_context, without)
