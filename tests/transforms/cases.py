@@ -225,3 +225,49 @@ CASES.update({
     "additive_coupling_half_fused": lambda: Case(AdditiveCoupling(half_mask(5), mlp()), data(7, 5)),
     "additive_coupling_image": lambda: Case(Coupling(channel_mask(2), ConvNet(2, 2, hidden=8), AdditiveMap()), images(5, 2)),
 })
+
+
+# -- the zoo: neural autoregressive (NAF, UNAF, BNAF) and residual layers, with iterative inverses
+from flowforge.transforms import BlockNeuralAutoregressive, DeepSigmoidMap, ResidualBlock, UnconstrainedMonotoneMap
+
+CASES.update({
+    "naf_layer": lambda: Case(made(DeepSigmoidMap(units=4), 3), data(6, 3)),
+    "naf_layer_context": lambda: Case(made(DeepSigmoidMap(units=3), 3, 2), data(6, 3), torch.randn(6, 2)),
+    "unaf_layer": lambda: Case(made(UnconstrainedMonotoneMap(units=4, nodes=64), 3), data(6, 3) * 0.5),
+    "unaf_layer_context": lambda: Case(made(UnconstrainedMonotoneMap(units=3, nodes=64), 3, 2), data(6, 3) * 0.5, torch.randn(6, 2)),
+    "bnaf": lambda: Case(BlockNeuralAutoregressive(3, (6, 6)), data(6, 3)),
+    "bnaf_context": lambda: Case(BlockNeuralAutoregressive(3, (6,), context_features=2), data(6, 3), torch.randn(6, 2)),
+    "residual_block": lambda: Case(ResidualBlock(3, (8, 8), logdet="exact"), data(6, 3)),
+    "residual_block_context": lambda: Case(ResidualBlock(3, (8,), context_features=2, logdet="exact"), data(6, 3), torch.randn(6, 2)),
+})
+
+
+# -- angles: circular splines (on the lift to R, so every contract test applies), alone and mixed with real columns
+from flowforge.transforms import AngleFeatures, MixedSplineMap
+
+
+def angle_coupling(flags: tuple[bool, ...], context_features: int = 0) -> Coupling:
+    mask = half_mask(len(flags))
+    kept = [f for f, m in zip(flags, mask.tolist()) if m]
+    changed = tuple(f for f, m in zip(flags, mask.tolist()) if not m)
+    return Coupling(mask, lambda i, o: AngleFeatures(kept, o, mlp(context_features=context_features)), MixedSplineMap(changed, 4, 2.0))
+
+
+CASES.update({
+    "circular_spline_coupling": lambda: Case(angle_coupling((True, True, True, True)), data(7, 4)),
+    "mixed_spline_coupling": lambda: Case(angle_coupling((True, False, False, True)), data(7, 4)),
+    "mixed_spline_coupling_context": lambda: Case(angle_coupling((False, True, True, False), 3), data(6, 4), torch.randn(6, 3)),
+    "circular_spline_autoregressive_context": lambda: Case(made(MixedSplineMap((True, False, True), 4, 2.0), 3, 2), data(6, 3), torch.randn(6, 2)),
+})
+
+
+# -- one-way layers (latent -> data only, no analytic inverse): tests/transforms/test_zoo.py runs the
+# checks that apply to them on their `inverse`
+from flowforge.transforms import Planar, Radial, Sylvester
+
+ONE_WAY: dict[str, Callable[[], Case]] = {
+    "planar": lambda: Case(Planar(3), data(6, 3)),
+    "radial": lambda: Case(Radial(3), data(6, 3)),
+    "sylvester": lambda: Case(Sylvester(3), data(6, 3)),
+    "sylvester_two_reflections": lambda: Case(Sylvester(4, reflections=2), data(6, 4)),
+}

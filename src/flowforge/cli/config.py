@@ -26,6 +26,8 @@ class TrainConfig:
         model: a name in flowforge.MODELS.
         context_columns: comma-separated header names or 0-based indices of a table's columns that
             are the condition: the flow learns p(x | context) over the other columns (None: p(x)).
+        circular: comma-separated header names or 0-based indices of columns holding angles in
+            radians (nsf and nsf-ar: circular splines, samples in [-pi, pi); None: none).
         n: rows to generate for toy datasets (None: the dataset's default).
         layers, hidden: the model's depth and conditioner widths.
         steps, batch_size, lr, seed: the optimisation budget and its randomness.
@@ -77,6 +79,7 @@ class TrainConfig:
     out: str | None = None
     given: tuple[str, ...] = ()
     log: str | None = None
+    circular: str | None = None
 
     def __post_init__(self) -> None:
         # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__

@@ -22,6 +22,7 @@ from ..flows import Flow, build_model, count_parameters
 from ..train.evaluate import mean_nll
 from ..train.history import History
 from ..train.rows import NpyRows
+from .circular import circular_positions
 from .conditional import context_record, split_context
 from .config import TrainConfig
 from .continuous_run import build_cnf, is_cnf, nfe_metrics
@@ -53,9 +54,13 @@ class TableRun:
         if is_cnf(config):
             return build_cnf(config, train.shape[1], len(self.table.columns), first_layer_of(len(train), train.shape[1], self.resume),
                              len(train))
+        extra = {}
+        if getattr(config, "circular", None):
+            table = self.table
+            extra["circular"] = circular_positions(config.circular, table.names, table.rows.shape[1], table.columns, config.model)
         return build_model(config.model, features=train.shape[1], layers=config.layers, hidden=config.hidden,
                            context_features=len(self.table.columns), memory=config.memory,
-                           standardize=first_layer_of(len(train), train.shape[1], self.resume))
+                           standardize=first_layer_of(len(train), train.shape[1], self.resume), **extra)
 
     def record(self, config: TrainConfig, flow: Flow) -> dict[str, Any]:
         """config.json's content. The table's splits may be NpyRows views of a .npy file streamed

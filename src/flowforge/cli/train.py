@@ -72,6 +72,9 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                         f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective})")
     p.add_argument("--coupling", choices=COUPLINGS, default=d.coupling,
                    help=f"flow matching's pairing of data and noise in a batch: independent, or ot (minibatch optimal transport) (default {d.coupling})")
+    p.add_argument("--circular", metavar="COLS",
+                   help="columns holding angles in radians (comma-separated header names or 0-based indices), for --model nsf "
+                        "or nsf-ar: circular splines and a base uniform on the circle; samples lie in [-pi, pi)")
 
 
 def _add_table_arguments(p: argparse.ArgumentParser) -> None:

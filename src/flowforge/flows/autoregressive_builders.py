@@ -11,6 +11,7 @@ from ..transforms.maps import AffineMap, ElementwiseMap, SplineMap
 from .builders import assemble, check_sizes, interleave, mlp_factory
 from .flow import Flow
 from .registry import register
+from .torus import torus_flow
 
 PERMUTES = ("reverse", "random", "lu")
 
@@ -128,6 +129,7 @@ def NSF(
     standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
+    circular: Sequence[int] = (),
 ) -> Flow:
     """Neural spline flow: rational-quadratic spline layers (`bins` bins on [-bound, bound],
     identity tails), as couplings (half/half split) or, with `autoregressive=True`, masked
@@ -149,6 +151,9 @@ def NSF(
         torch.Size([3])
     """
     _check(features, layers, hidden, context_features, permute)
+    if circular:  # angle columns: circular splines, a torus base, no linear mixing (flows/torus.py)
+        return torus_flow(features, circular, layers, hidden, context_features, autoregressive, bins, bound, activation,
+                          residual, base, standardize)
     if not autoregressive and features < 2:
         raise FlowforgeError("a coupling NSF needs features >= 2; use autoregressive=True (nsf-ar) for one feature")
     map_fn = SplineMap(bins, bound)
@@ -176,10 +181,15 @@ def NSF_AR(
     standardize: bool | str = True,
     seed: int = 0,
     memory: str = "standard",
+    circular: Sequence[int] = (),
 ) -> Flow:
     """Autoregressive neural spline flow: NSF(..., autoregressive=True)."""
     return NSF(
         features, layers, hidden, context_features=context_features, autoregressive=True, bins=bins, bound=bound,
         activation=activation, residual=residual, permute=permute, base=base, standardize=standardize, seed=seed,
-        memory=memory,
+        memory=memory, circular=circular,
     )
+
+
+# shared with the zoo's builders (flows/neural_builders.py)
+check_autoregressive, mixer, autoregressive_steps = _check, _mixer, _autoregressive_steps

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
+from ..distributions.mixture import MixtureOfGaussians
 from ..errors import FlowforgeError, check_int
 from ..nn import MLP
 from ..transforms import (
@@ -60,6 +61,14 @@ def mlp_factory(hidden: Sequence[int], context_features: int, activation: str):
     return lambda i, o: MLP(i, o, tuple(hidden), context_features, activation)
 
 
+def mixture_base(base: str, features: int) -> MixtureOfGaussians:
+    """base="mog:K": a trainable mixture of K diagonal Gaussians."""
+    count = base.removeprefix("mog:")
+    if not count.isdigit() or int(count) < 1:
+        raise FlowforgeError(f"base {base!r}: write mog:K with K a whole number >= 1, e.g. 'mog:8'")
+    return MixtureOfGaussians(features, int(count))
+
+
 def interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Callable[[int], Transform]) -> list[Transform]:
     """step(0), mixer(1), step(1), ..., step(layers - 1): each layer's transforms, a mixer between layers."""
     out: list[Transform] = []
@@ -76,9 +85,12 @@ def assemble(
     first = STANDARDIZE[standardize]
     layers: list[Transform] = [first(features)] if first is not None else []
     compose = choose(MEMORY, memory, "memory")
-    make_base = choose(BASES, base, "base")
-    # "conditional": mean and scale computed from the context
-    base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
+    if isinstance(base, str) and base.startswith("mog:"):
+        base_distribution = mixture_base(base, features)
+    else:
+        make_base = choose(BASES, base, "base")
+        # "conditional": mean and scale computed from the context
+        base_distribution = make_base(features, context_features) if base == "conditional" else make_base(features)
     return Flow(compose(layers + steps), base_distribution, (features,), context_features, standardize_context=first is not None)
 
 

@@ -68,6 +68,9 @@ class Flow(nn.Module):
         self.context_features = context_features
         self.context_standardize = Standardize(context_features) if standardize_context and context_features else None
         self.spec: dict[str, Any] | None = None  # builder name + kwargs, set by the model registry
+        # a network the (standardised) context passes through before the layers see it: builders'
+        # `embedding_net` (flows/registry.py); the layers were built for its output size
+        self.context_embedding: nn.Module | None = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """A model saved before flows standardised their context loads with the identity there,
@@ -82,7 +85,9 @@ class Flow(nn.Module):
     def _scaled(self, context: Tensor | None) -> Tensor | None:
         """The checked context as the layers and the base see it: standardised, if the flow does that."""
         scaler = getattr(self, "context_standardize", None)  # None too in a Flow pickled before it existed
-        return context if context is None or scaler is None else scaler(context)[0]
+        context = context if context is None or scaler is None else scaler(context)[0]
+        embedding = getattr(self, "context_embedding", None)
+        return context if context is None or embedding is None else embedding(context)
 
     # -- helpers -----------------------------------------------------------------------------
     def _anchor(self) -> Tensor:

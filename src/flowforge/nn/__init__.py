@@ -1,7 +1,8 @@
 """Conditioner networks."""
 from .convnet import ConvNet
+from .embedding import EMBEDDINGS, CNNEmbedding, MLPEmbedding, register_embedding
 from .made import MADE, MaskedLinear
 from .mlp import MLP
 from .vector_field import TimeMLP, TimeUNet
 
-__all__ = ["MADE", "MLP", "ConvNet", "MaskedLinear", "TimeMLP", "TimeUNet"]
+__all__ = ["EMBEDDINGS", "MADE", "MLP", "CNNEmbedding", "ConvNet", "MLPEmbedding", "MaskedLinear", "TimeMLP", "TimeUNet", "register_embedding"]

@@ -115,3 +115,39 @@ def _inverse_in_bin(
     # the root can round just past [0, 1] at a knot: clamp its value but keep its gradient
     theta = root + (root.clamp(0, 1) - root).detach()
     return x_k + theta * w, -_log_slope(theta, s, d0, d1)
+
+
+def circular_rational_quadratic_spline(
+    x: Tensor,
+    widths: Tensor,
+    heights: Tensor,
+    derivatives: Tensor,
+    inverse: bool = False,
+    min_width: float = MIN_BIN_WIDTH,
+    min_height: float = MIN_BIN_WIDTH,
+    min_derivative: float = 1e-3,
+) -> tuple[Tensor, Tensor]:
+    """Monotone rational-quadratic spline of [-pi, pi] onto itself whose slope is periodic: the
+    derivative at -pi equals the one at pi, so it is a smooth map of the circle.
+
+    As rational_quadratic_spline, with K knot derivatives (..., K) rather than K - 1: the K + 1-th
+    (at pi) repeats the first. x must lie in [-pi, pi] (CircularSplineMap lifts the real line
+    onto it). All-zero parameters give the identity.
+
+    Reference: Rezende et al., Normalizing Flows on Tori and Spheres, 2020 (arXiv:2002.02428).
+    """
+    dtype = x.dtype
+    work = solve_dtype(dtype)
+    x, widths, heights, derivatives = (t.to(work) for t in (x, widths, heights, derivatives))
+    widths, x_knots = _knots(widths, math.pi, min_width)
+    heights, y_knots = _knots(heights, math.pi, min_height)
+    shift = math.log(math.expm1(1 - min_derivative))
+    slopes = min_derivative + softplus(derivatives + shift)
+    slopes = torch.cat([slopes, slopes[..., :1]], dim=-1)
+    v = x.clamp(-math.pi, math.pi)
+    index = torch.searchsorted((y_knots if inverse else x_knots)[..., 1:-1].contiguous(), v[..., None].contiguous(), right=True)
+    x_k, w, y_k, h, d0, d1 = (t.gather(-1, i)[..., 0] for t, i in (
+        (x_knots, index), (widths, index), (y_knots, index), (heights, index), (slopes, index), (slopes, index + 1)))
+    in_bin = _inverse_in_bin if inverse else _forward_in_bin
+    y, logabsdet = in_bin(v, x_k, w, y_k, h, d0, d1)
+    return y.to(dtype), logabsdet.to(dtype)
