@@ -1,13 +1,17 @@
 """TableFlow: a mixed table's exact likelihood, on the original scale of every column.
 
-    log p(row) = log P(c)  +  log q(y | onehot(c))  +  sum_j log|dy_j/dx_j|
+    log p(row) = log[ (1 - w) P(c) q(y | onehot(c))  +  w F(c) N(y) ]  +  sum_j log|dy_j/dx_j|
 
 c are the categorical cells (CategoricalAR, exact), y the continuous cells after their support
 maps (support.py; integers and dates dequantised, latent.py), q a conditional flow (flowforge's
-builders with context_features). Identifier and constant columns are left out of the model.
+builders with context_features). F(c) N(y) is GaussianBaseline fitted to the same rows, mixed in
+with weight w = TAIL_WEIGHT (baseline.py): no row can score more than -log w nats worse than under
+it (a flow's tails and the gaps between its clusters can be far thinner than the data's), and the
+mixture costs at most -log(1 - w) ~ w nats on any row. Identifier and constant columns are left out.
 """
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,16 +22,17 @@ import pandas as pd
 import torch
 
 from ..errors import FlowforgeError
-from ..flows import build_model
+from ..flows import MODELS, build_model
 from ..flows.flow import Flow
 from ..train import fit
+from .baseline import TAIL_WEIGHT, GaussianBaseline
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
-from .support import is_dequantised
+from .support import at_precision, decimals_of, is_dequantised
 from .training import MISSING, SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
@@ -52,6 +57,8 @@ class TableFlow:
 
     After fit, `metrics` says whether log_prob is exact or a lower bound (dequantised columns),
     whether the flow moved from its starting Gaussian (and why not), rows used and dropped, time.
+    Sampled real-valued cells are written at the precision of the column's training values
+    (`decimals`: e.g. depth 61.5, carat 0.23; kept inside the column's support), as the data is.
     """
 
     schema: Schema | None = None
@@ -67,6 +74,7 @@ class TableFlow:
     patience: int = 20
     samples: int = 16
     metrics: dict[str, Any] = field(default_factory=dict)
+    decimals: dict[str, int] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -93,6 +101,9 @@ class TableFlow:
             torch.manual_seed(self.seed)
             self._fit_discrete(codes, train, val)
             self._fit_continuous(x, codes, train, val)
+        self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
+        self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
+                         if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
         self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
                             fit_seconds=round(time.perf_counter() - started, 2))
         return self
@@ -111,6 +122,9 @@ class TableFlow:
                   "standardize": "whiten" if small else True, "seed": self.seed}
         if self.model == "nsf" and features == 1:
             kwargs["autoregressive"] = True  # a coupling needs two features
+        builder = MODELS.get(self.model.lower())
+        if builder is not None and "seed" not in inspect.signature(builder).parameters:
+            del kwargs["seed"]  # realnvp and nice have no random choices to seed (torch's seed sets their weights)
         return build_model(self.model, features=features, **kwargs)
 
     def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
@@ -172,7 +186,17 @@ class TableFlow:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 x = self._sample_continuous(hot)
-        return decode(self.schema, x, codes.numpy())
+        baseline = getattr(self, "baseline", None)
+        if baseline is not None:  # the mixture's w share of rows comes from the baseline
+            tail = torch.rand(n, generator=generator) < TAIL_WEIGHT
+            y, tail_codes = baseline.sample_parts(int(tail.sum()), generator)
+            codes[tail] = tail_codes
+            x[tail.numpy()] = from_latents(self.schema, y)
+        out = decode(self.schema, x, codes.numpy())
+        for c in self.schema.continuous:
+            if c.name in self.decimals:
+                out[c.name] = at_precision(c, out[c.name].to_numpy(float), self.decimals[c.name])
+        return out
 
     def _sample_continuous(self, hot: torch.Tensor) -> np.ndarray:
         """Raw values for each row's context; rows the flow maps to non-finite values are drawn again."""
