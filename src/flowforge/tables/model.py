@@ -33,7 +33,17 @@ from .latent import from_latents
 from .schema import Schema
 from .scoring import score
 from .support import at_precision, decimals_of, is_dequantised
-from .training import MISSING, SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
+from .training import (
+    DEFAULT_STEPS,
+    MISSING,
+    SMALL_TABLE_ROWS,
+    copies_for,
+    default_lr,
+    flow_data,
+    rows_to_keep,
+    split,
+    with_blank_levels,
+)
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
@@ -47,7 +57,7 @@ class TableFlow:
         model: the flowforge builder of the continuous part (flowforge.MODELS), with
             context_features = the categories' one-hots.
         seed: the validation split, initial weights, dequantisation noise and training order.
-        steps: training steps of each part (None: 1000), early-stopped on held-out rows.
+        steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
         missing: "drop" rows with blank cells (their counts, per column, in a warning), or
             "level": blank categorical cells are a level of their own (blank numbers still drop).
         layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
@@ -112,7 +122,7 @@ class TableFlow:
         sizes = [len(c.levels) for c in self.schema.discrete]
         priors = [smoothed_log_frequencies(codes[train, k].numpy(), s) for k, s in enumerate(sizes)]
         self.discrete = CategoricalAR(sizes, priors)
-        result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or 1000, self.seed)
+        result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or DEFAULT_STEPS, self.seed)
         self.metrics["categorical"] = result
 
     def _build_flow(self, features: int, rows: int) -> Flow:
@@ -143,7 +153,7 @@ class TableFlow:
             # the dequantised copies of a row repeat its other cells by design (a nonnegative column's
             # positive values, every column that is not dequantised): not the repeats fit warns about
             warnings.filterwarnings("ignore", message=".*repeat another row exactly", category=UserWarning)
-            history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
+            history = fit(self.flow, y_train, y_val, steps=self.steps or DEFAULT_STEPS, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
