@@ -1,7 +1,7 @@
 """TableFlow's defaults set beside other settings, from saved runs of benchmarks/tables.py.
 
 Each run is `python benchmarks/tables.py --methods flowforge [--options JSON] --out FILE` (a stopped
-run leaves FILE.partial, which is read too). Prints, per table, each setting's mean over the seeds it
+run leaves FILE.partial, which is read too; FILE1+FILE2 joins the runs of one setting). Prints, per table, each setting's mean over the seeds it
 finished of held-out NLL (nats a row), SDMetrics quality and classifier AUC, and fit seconds.
 
     python benchmarks/table_defaults.py nsf=bench-results/ff1.json maf=bench-results/ff-maf.json ...
@@ -22,7 +22,7 @@ def rows_of(path: str) -> list[dict]:
 
 
 def main() -> None:
-    runs = {label: rows_of(path) for label, path in (a.split("=", 1) for a in sys.argv[1:])}
+    runs = {label: [r for path in paths.split("+") for r in rows_of(path)] for label, paths in (a.split("=", 1) for a in sys.argv[1:])}
     tables = list(dict.fromkeys(r["table"] for rows in runs.values() for r in rows))
     print("| table | setting | seeds | NLL | quality | C2ST AUC | fit s |\n|---|---|---|---|---|---|---|")
     wins = dict.fromkeys(runs, 0)
