@@ -81,9 +81,9 @@ def flowforge_api():
     return TableFlow, GaussianBaseline
 
 
-def make(method: str, metadata: dict, seed: int, epochs: int | None):
+def make(method: str, metadata: dict, seed: int, epochs: int | None, options: dict | None = None):
     if method == "flowforge":
-        return flowforge_api()[0](seed=seed)
+        return flowforge_api()[0](seed=seed, **(options or {}))
     return _SDV(method, metadata, seed, epochs)
 
 
@@ -119,10 +119,11 @@ def likelihoods(model, train: pd.DataFrame, test: pd.DataFrame, baseline_cls) ->
     return out
 
 
-def run_one(method: str, train: pd.DataFrame, test: pd.DataFrame, kinds: dict, seed: int, epochs: int | None) -> dict:
+def run_one(method: str, train: pd.DataFrame, test: pd.DataFrame, kinds: dict, seed: int, epochs: int | None,
+            options: dict | None = None) -> dict:
     metadata = sdv_metadata(train, kinds)
     try:
-        model = make(method, metadata, seed, epochs)
+        model = make(method, metadata, seed, epochs, options)
         row = evaluate(model, train, test, kinds, metadata, seed)
         if method == "flowforge":
             row.update(likelihoods(model, train, test, flowforge_api()[1]))
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> dict:
                 if method != "flowforge" and seed not in sdv_seeds:
                     continue
                 row = {"table": table, "train_rows": len(train), "test_rows": len(test), "columns": len(train.columns),
-                       "method": method, "seed": seed, **run_one(method, train, test, kinds, seed, args.epochs)}
+                       "method": method, "seed": seed, **run_one(method, train, test, kinds, seed, args.epochs, args.options)}
                 rows.append(row)
                 print(progress_line(row), flush=True)
                 if partial:  # a long run leaves its finished rows behind if it is stopped
@@ -175,6 +176,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="no subsampling of the big tables")
     parser.add_argument("--max-rows", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--options", type=json.loads, default=None,
+                        help='TableFlow arguments other than its defaults, as JSON (e.g. \'{"model": "maf"}\'): how the defaults were chosen')
     parser.add_argument("--out", default="bench-results/tables.json")
     parser.add_argument("--results", default=None, help="write the report as a section of this markdown file")
     parser.add_argument("--from-json", default=None, help="print (and --results) the report of saved runs (comma-separated JSON files); measures nothing")
@@ -202,7 +205,8 @@ def measure(args: argparse.Namespace) -> tuple[dict, str]:
     results = run(args)
     load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores"
     machine = f"{platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), {versions()}"
-    header = f"{datetime.date.today()} on {machine}; {load}" + (" (quick smoke run)" if args.quick else "")
+    header = (f"{datetime.date.today()} on {machine}; {load}" + (" (quick smoke run)" if args.quick else "")
+              + (f"; flowforge with {json.dumps(args.options)}" if args.options else ""))
     results.update(date=str(datetime.date.today()), machine=machine, load=load, header=header, quick=args.quick,
                    epochs=args.epochs, seeds=args.seeds, verdicts=verdicts(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ from .infer import infer_schema
 from .latent import has_dequantised, mean_exp, noise, scoring_noise, to_latents
 from .schema import Schema
 
+TAIL_WEIGHT = 1e-3  # TableFlow's mixture weight of this baseline: a row scores at most -log(1e-3) = 6.9 nats worse
+
 
 class GaussianBaseline:
     """fit(df) then log_prob(df) -> (n,) float64; rows with blank or unseen cells are dropped
@@ -59,3 +61,35 @@ class GaussianBaseline:
         total[encoded.outside] = -np.inf
         total[encoded.missing] = np.nan
         return total
+
+    def latent_log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        """(m, D) latents -> (m,) float64 log N(y; mu, Sigma) (zeros when there are no continuous columns)."""
+        if not y.shape[1]:
+            return torch.zeros(len(y), dtype=torch.float64)
+        return torch.distributions.MultivariateNormal(self.mean, covariance_matrix=self.cov).log_prob(y.double())
+
+    def codes_log_prob(self, codes: torch.Tensor) -> torch.Tensor:
+        """(n, C) category codes -> (n,) float64 sum of their log smoothed frequencies."""
+        total = torch.zeros(len(codes), dtype=torch.float64)
+        for k, f in enumerate(self.log_frequencies):
+            total = total + f.double()[codes[:, k]]
+        return total
+
+    @torch.no_grad()
+    def sample_parts(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws: (n, D) float64 latents from N(mu, Sigma) and (n, C) codes from the frequencies."""
+        z = torch.randn(n, len(self.mean), generator=generator, dtype=torch.float64)
+        y = self.mean + z @ torch.linalg.cholesky(self.cov).T if len(self.mean) else z
+        if n == 0 or not self.log_frequencies:
+            return y, torch.zeros(n, len(self.log_frequencies), dtype=torch.long)
+        codes = [torch.multinomial(f.double().exp(), n, replacement=True, generator=generator) for f in self.log_frequencies]
+        return y, torch.stack(codes, 1)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The fitted parameters as tensors (TableFlow stores them without pickle)."""
+        return {"mean": self.mean, "cov": self.cov, **{f"log_frequencies.{k}": f for k, f in enumerate(self.log_frequencies)}}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> GaussianBaseline:
+        self.mean, self.cov = state["mean"], state["cov"]
+        self.log_frequencies = [state[f"log_frequencies.{k}"] for k in range(len(self.schema.discrete))]
+        return self

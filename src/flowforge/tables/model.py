@@ -1,13 +1,17 @@
 """TableFlow: a mixed table's exact likelihood, on the original scale of every column.
 
-    log p(row) = log P(c)  +  log q(y | onehot(c))  +  sum_j log|dy_j/dx_j|
+    log p(row) = log[ (1 - w) P(c) q(y | onehot(c))  +  w F(c) N(y) ]  +  sum_j log|dy_j/dx_j|
 
 c are the categorical cells (CategoricalAR, exact), y the continuous cells after their support
 maps (support.py; integers and dates dequantised, latent.py), q a conditional flow (flowforge's
-builders with context_features). Identifier and constant columns are left out of the model.
+builders with context_features). F(c) N(y) is GaussianBaseline fitted to the same rows, mixed in
+with weight w = TAIL_WEIGHT (baseline.py): no row can score more than -log w nats worse than under
+it (a flow's tails and the gaps between its clusters can be far thinner than the data's), and the
+mixture costs at most -log(1 - w) ~ w nats on any row. Identifier and constant columns are left out.
 """
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,18 +22,29 @@ import pandas as pd
 import torch
 
 from ..errors import FlowforgeError
-from ..flows import build_model
+from ..flows import MODELS, build_model
 from ..flows.flow import Flow
 from ..train import fit
 from . import notices, small
+from .baseline import TAIL_WEIGHT, GaussianBaseline
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
 from .latent import from_latents
 from .schema import Schema
 from .scoring import score
-from .support import is_dequantised
-from .training import MISSING, SMALL_TABLE_ROWS, copies_for, default_lr, flow_data, rows_to_keep, split, with_blank_levels
+from .support import at_precision, decimals_of, is_dequantised
+from .training import (
+    DEFAULT_STEPS,
+    MISSING,
+    SMALL_TABLE_ROWS,
+    copies_for,
+    default_lr,
+    flow_data,
+    rows_to_keep,
+    split,
+    with_blank_levels,
+)
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
@@ -43,7 +58,7 @@ class TableFlow:
         model: the flowforge builder of the continuous part (flowforge.MODELS), with
             context_features = the categories' one-hots.
         seed: the validation split, initial weights, dequantisation noise and training order.
-        steps: training steps of each part (None: 1000), early-stopped on held-out rows.
+        steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
         missing: "drop" rows with blank cells (their counts, per column, in a warning), or
             "level": blank categorical cells are a level of their own (blank numbers still drop).
         layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
@@ -53,6 +68,8 @@ class TableFlow:
 
     After fit, `metrics` says whether log_prob is exact or a lower bound (dequantised columns),
     whether the flow moved from its starting Gaussian (and why not), rows used and dropped, time.
+    Sampled real-valued cells are written at the precision of the column's training values
+    (`decimals`: e.g. depth 61.5, carat 0.23; kept inside the column's support), as the data is.
     """
 
     schema: Schema | None = None
@@ -68,6 +85,7 @@ class TableFlow:
     patience: int = 20
     samples: int = 16
     metrics: dict[str, Any] = field(default_factory=dict)
+    decimals: dict[str, int] = field(default_factory=dict)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -97,6 +115,9 @@ class TableFlow:
             torch.manual_seed(self.seed)
             self._fit_discrete(codes, train, val)
             self._fit_continuous(x, codes, train, val)
+        self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
+        self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
+                         if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
         self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
                             blank_cells=notices.blank_cells(self.schema, df), blank_levels=notices.blank_levels(self.schema, df),
                             fit_seconds=round(time.perf_counter() - started, 2))
@@ -106,7 +127,7 @@ class TableFlow:
         sizes = [len(c.levels) for c in self.schema.discrete]
         priors = [smoothed_log_frequencies(codes[train, k].numpy(), s) for k, s in enumerate(sizes)]
         self.discrete = CategoricalAR(sizes, priors)
-        result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or 1000, self.seed)
+        result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or DEFAULT_STEPS, self.seed)
         self.metrics["categorical"] = result
 
     def _build_flow(self, features: int, rows: int) -> Flow:
@@ -116,6 +137,9 @@ class TableFlow:
                   "standardize": "whiten" if small else True, "seed": self.seed}
         if self.model == "nsf" and features == 1:
             kwargs["autoregressive"] = True  # a coupling needs two features
+        builder = MODELS.get(self.model.lower())
+        if builder is not None and "seed" not in inspect.signature(builder).parameters:
+            del kwargs["seed"]  # realnvp and nice have no random choices to seed (torch's seed sets their weights)
         return build_model(self.model, features=features, **kwargs)
 
     def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
@@ -137,7 +161,7 @@ class TableFlow:
             warnings.filterwarnings("ignore", message=".*repeat another row exactly", category=UserWarning)
             # fit's advice for numeric arrays (column indices, dequantise): notices.few_values says it by name
             warnings.filterwarnings("ignore", message=".*(takes only .* distinct values|is constant \\()", category=UserWarning)
-            history = fit(self.flow, y_train, y_val, steps=self.steps or 1000, batch_size=self.batch_size, lr=lr,
+            history = fit(self.flow, y_train, y_val, steps=self.steps or DEFAULT_STEPS, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
@@ -189,7 +213,17 @@ class TableFlow:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 x = self._sample_continuous(hot)
-        return decode(self.schema, x, codes.numpy())
+        baseline = getattr(self, "baseline", None)
+        if baseline is not None:  # the mixture's w share of rows comes from the baseline
+            tail = torch.rand(n, generator=generator) < TAIL_WEIGHT
+            y, tail_codes = baseline.sample_parts(int(tail.sum()), generator)
+            codes[tail] = tail_codes
+            x[tail.numpy()] = from_latents(self.schema, y)
+        out = decode(self.schema, x, codes.numpy())
+        for c in self.schema.continuous:
+            if c.name in self.decimals:
+                out[c.name] = at_precision(c, out[c.name].to_numpy(float), self.decimals[c.name])
+        return out
 
     def _sample_continuous(self, hot: torch.Tensor) -> np.ndarray:
         """Raw values for each row's context; rows the flow maps to non-finite values are drawn again."""

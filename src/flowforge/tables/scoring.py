@@ -1,6 +1,7 @@
 """TableFlow.log_prob's rules for whole tables: unseen values, blank cells, and the sums.
 
-    complete rows:                 log P(c) + log q(y | c) + sum log|dy/dx|   (latent.py for counts)
+    complete rows:                 log[(1 - w) P(c) q(y | c) + w F(c) N(y)] + sum log|dy/dx|
+                                   (model.py; latent.py for counts)
     unseen level / outside support: -inf
     blank categorical cells only:  the exact marginal, log sum over their levels of p(row)
     a blank continuous cell:       NaN (a flow's marginal over some of its inputs has no closed form)
@@ -8,12 +9,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .baseline import TAIL_WEIGHT
 from .discrete import one_hot
 from .encode import encode
 from .latent import has_dequantised, mean_exp, scoring_noise, to_latents
@@ -22,20 +25,24 @@ MAX_COMBINATIONS = 4096  # rows whose blank categorical cells have more level co
 
 
 def log_prob_rows(model, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
-    """log p of complete, in-support rows: codes (n, C), raw continuous values x (n, D)."""
+    """log p of complete, in-support rows: codes (n, C), raw continuous values x (n, D). The flow
+    and the baseline see the same dequantisation draws, so the estimate is of the mixture's P."""
     codes = torch.from_numpy(codes_np)
-    total = model.discrete.log_prob(codes).double()
-    if model.flow is not None:
-        hot = one_hot(codes, model.discrete.sizes)
-        context = hot if hot.shape[1] else None
-        samples = model.samples if has_dequantised(model.schema) else 1
-        u = scoring_noise(model.schema, samples, model.seed + 1)
-        logs = []
-        for s in range(samples):
-            y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np), u[s])
-            logs.append(model.flow.log_prob(y.float(), context).double() + logabsdet)
-        total = total + mean_exp(torch.stack(logs))
-    return total.numpy()
+    discrete = model.discrete.log_prob(codes).double()
+    baseline = getattr(model, "baseline", None)  # None in a model saved before the mixture
+    hot = one_hot(codes, model.discrete.sizes)
+    context = hot if hot.shape[1] else None
+    samples = model.samples if has_dequantised(model.schema) and model.flow is not None else 1
+    u = scoring_noise(model.schema, samples, model.seed + 1)
+    logs = []
+    for s in range(samples):
+        y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np), u[s])
+        flow = discrete + (model.flow.log_prob(y.float(), context).double() if model.flow is not None else 0.0)
+        if baseline is not None:
+            tail = baseline.codes_log_prob(codes) + baseline.latent_log_prob(y)
+            flow = torch.logaddexp(flow + math.log1p(-TAIL_WEIGHT), tail + math.log(TAIL_WEIGHT))
+        logs.append(flow + logabsdet)
+    return mean_exp(torch.stack(logs)).numpy()
 
 
 def marginal(model, codes: np.ndarray, x: np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """A fitted TableFlow as a folder, no pickle: table.json (schema, options, metrics), flow.pt
-(flowforge.save: builder name, kwargs, weights) and categorical.pt (a state_dict of tensors,
-read back with torch.load(weights_only=True))."""
+(flowforge.save: builder name, kwargs, weights), categorical.pt and baseline.pt (state_dicts of
+tensors, read back with torch.load(weights_only=True))."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ import torch
 
 from ..errors import FlowforgeError
 from ..train import load, save
+from .baseline import GaussianBaseline
 from .discrete import CategoricalAR
 from .schema import Schema
 
@@ -24,8 +25,9 @@ def save_table(model, folder: str | os.PathLike) -> Path:
     if model.flow is not None:
         save(model.flow, path / "flow.pt")
     torch.save(model.discrete.state_dict(), path / "categorical.pt")
+    torch.save(model.baseline.state_dict(), path / "baseline.pt")
     record = {"format": FORMAT, "schema": model.schema.to_json(), "options": model.options,
-              "metrics": model.metrics, "has_flow": model.flow is not None}
+              "metrics": model.metrics, "has_flow": model.flow is not None, "decimals": model.decimals}
     temporary = path / "table.json.tmp"
     temporary.write_text(json.dumps(record, indent=1, default=float))
     os.replace(temporary, path / "table.json")
@@ -47,4 +49,9 @@ def load_table(folder: str | os.PathLike):
     model.discrete = CategoricalAR([len(c.levels) for c in model.schema.discrete])
     model.discrete.load_state_dict(torch.load(path / "categorical.pt", weights_only=True))
     model.flow = load(path / "flow.pt") if record["has_flow"] else None
+    model.decimals = record.get("decimals", {})
+    model.baseline = None  # a folder saved before the tail mixture: the flow alone
+    if (path / "baseline.pt").is_file():
+        baseline = GaussianBaseline(model.schema, seed=model.seed, samples=model.samples)
+        model.baseline = baseline.load_state_dict(torch.load(path / "baseline.pt", weights_only=True))
     return model

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -87,3 +88,29 @@ def in_support(column: Column, x: Tensor) -> Tensor:
 
 def is_dequantised(column: Column) -> bool:
     return column.kind in ("integer", "datetime", "nonnegative")
+
+
+MAX_DECIMALS = 6
+
+
+def decimals_of(values: np.ndarray) -> int | None:
+    """The fewest decimal places (at most MAX_DECIMALS) that write every value exactly, or None."""
+    for places in range(MAX_DECIMALS + 1):
+        if np.all(np.abs(values - np.round(values, places)) <= 1e-9 * np.maximum(1.0, np.abs(values))):
+            return places
+    return None
+
+
+def at_precision(column: Column, values: np.ndarray, places: int) -> np.ndarray:
+    """Sampled values rounded to `places` decimals, kept inside the column's support: a positive
+    value never rounds to 0, a bounded one never to its ends (it stays unrounded where the grid
+    has no point inside)."""
+    step = 10.0 ** -places
+    rounded = np.round(values, places)
+    if column.kind == "positive":
+        rounded = np.maximum(rounded, step)
+    if column.kind == "bounded":
+        low, high = np.ceil(column.low / step + 1e-9) * step, np.floor(column.high / step - 1e-9) * step
+        inside = (low > column.low) & (high < column.high) & (low <= high)
+        rounded = np.clip(rounded, low, high) if inside else values
+    return rounded

@@ -33,6 +33,10 @@ SMALL_TABLE_ROWS = 2000  # fewer training rows: the flow's first layer whitens (
 MISSING = ("drop", "level")
 MIN_ROWS = 5  # complete rows needed: at least one is held out for validation
 SLOW_LR_ROWS = 300  # fewer training rows: the flow learns at 3e-4 rather than 1e-3
+# Early stopping ends small tables' training long before (airquality at ~60 steps, fair at ~700); diamonds
+# (10,000 training rows) was still improving at 1000: held-out NLL 8.46 -> 7.83 nats and classifier AUC
+# 0.965 -> 0.961 at seed 0 with 3000 (benchmarks/tables.py --tables diamonds --options '{"steps": 3000}').
+DEFAULT_STEPS = 3000
 COPIES_ROWS = 4000  # dequantised tables smaller than this see each row several times, with fresh noise
 
 
