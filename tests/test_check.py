@@ -136,3 +136,32 @@ def test_the_tolerance_is_relative_to_each_columns_spread(tmp_path: Path, capsys
     assert record["round_trip_scaled_max"] < 1e-3 and record["round_trip_scaled_max"] < record["round_trip_max"]
     assert main(["check", str(tmp_path / "r"), "--tolerance", "1e-15"]) == 1
     assert "of a column's standard deviation" in capsys.readouterr().out
+
+
+class FarShift(Transform):
+    """z = x + 1e8 where x > 5, else x (tests only): exact in float64, but float32 keeps only about
+    8 units of x + 1e8, so those rows lose their round trip in float32 alone; `wrong` breaks the
+    inverse in any precision."""
+
+    def __init__(self, wrong: float = 0.0) -> None:
+        super().__init__()
+        self.wrong = wrong
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x + 1e8 * (x > 5), x.new_zeros(x.shape[0])
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return z - 1e8 * (z > 1e7) + self.wrong * (z > 1e7), z.new_zeros(z.shape[0])
+
+
+@pytest.mark.parametrize(("far_rows", "wrong", "forgiven"), [(1, 0.0, True), (10, 0.0, False), (1, 0.5, False)])
+def test_rows_failing_in_float32_only_are_told_apart_from_defects(far_rows: int, wrong: float, forgiven: bool) -> None:
+    from flowforge.health import FLOAT32_ONLY_SHARE, float32_only_rows
+
+    x = torch.rand(2000, 2) + torch.tensor([0.0, 1.0])
+    x[:far_rows, 0] = 5.5 + torch.rand(far_rows)  # a few extreme rows (1 is within FLOAT32_ONLY_SHARE, 10 are not)
+    flow = Flow(FarShift(wrong), StandardNormal(2))
+    assert (far_rows <= FLOAT32_ONLY_SHARE * len(x)) == (far_rows == 1)
+    found = float32_only_rows(flow, x, None, torch.ones(2), tolerance=1e-3, logdet_tolerance=1e-2)
+    assert found == (list(range(far_rows)) if forgiven else [])
+    assert measure(flow, x).round_trip_max > 1e-3  # each case does fail in float32

@@ -20,7 +20,7 @@ import torch
 from .. import data
 from ..errors import FlowforgeError
 from ..flows.flow import Flow
-from ..health import Health, column_scale, measure, table
+from ..health import Health, column_scale, float32_only_rows, measure, table
 from ..train.checkpoint import atomic_write_text, load
 from ..train.rows import NpyRows
 from .argparse_internals import Subcommands
@@ -58,6 +58,8 @@ def check(args: argparse.Namespace) -> int:
     result = check_run(args.run, args.data, dtype=args.dtype, tolerance=args.tolerance, logdet_tolerance=args.logdet_tolerance)
     print(f"{result.source}, {result.health.dtype}")
     print(table(result.health))
+    for note in result.notes:
+        print(f"note: {note}")
     verdict = "passed" if result.passed else f"FAILED: {'; '.join(result.problems)}"
     print(f"check {verdict} (wrote {result.path})")
     if not result.passed and result.health.dtype == "float32":  # e.g. 16-bit pixels, which float32 resolves coarsely
@@ -73,6 +75,7 @@ class CheckResult:
     source: str
     problems: tuple[str, ...]
     path: Path
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -110,9 +113,19 @@ def check_run(
         problems.append(f"round-trip error {health.round_trip_max:.3g} > tolerance {tolerance:g}")
     if not health.logdet_gap_max <= logdet_tolerance:
         problems.append(f"log-det gap {health.logdet_gap_max:.3g} nats > tolerance {logdet_tolerance:g}")
-    result = CheckResult(health, source, tuple(problems), folder.path / "check.json")
+    notes, float32_only = [], []
+    if problems and dtype == torch.float32 and scale is not None:  # tables; images keep the strict rule
+        ctx = torch.from_numpy(context).to(dtype) if context is not None else None
+        float32_only = float32_only_rows(flow, rows, ctx, scale, tolerance, logdet_tolerance)
+        if float32_only:
+            problems = []
+            notes.append(f"{len(float32_only)} of {len(rows)} rows (e.g. row {float32_only[0]}) exceed the tolerances in float32 "
+                         "only: in float64 they pass, so float32's rounding is amplified there (extreme rows in the flow's "
+                         "steep tails), not a defect")
+    result = CheckResult(health, source, tuple(problems), folder.path / "check.json", tuple(notes))
     record = {"run": os.fspath(run), "data": source, "tolerance": tolerance, "logdet_tolerance": logdet_tolerance,
-              "passed": result.passed, "problems": list(problems), **health.to_dict()}
+              "passed": result.passed, "problems": list(problems), "notes": notes, "float32_only_rows": float32_only,
+              **health.to_dict()}
     atomic_write_text(result.path, json.dumps(_finite(record), indent=2) + "\n")
     return result
 
