@@ -67,6 +67,19 @@ def test_log_prob_matches_brute_force_change_of_variables():
     torch.testing.assert_close(flow.log_prob(x).detach(), _brute_force_log_prob(flow, x), rtol=0, atol=1e-6)
 
 
+def test_space_frequencies_field_is_exact_and_saved(tmp_path):
+    torch.manual_seed(1)
+    flow = flowforge.CNF(2, hidden=(16, 16), space_frequencies=3, standardize=False)
+    assert flow.odes()[0].field.net.net[0].in_features == 2 * (1 + 2 * 3) + 1  # x, sin/cos of x, t
+    _randomise(flow, seed=1)
+    flowforge.save(flow, tmp_path / "cnf.pt")
+    flow = _tight(flowforge.load(tmp_path / "cnf.pt"))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    torch.testing.assert_close(flow.log_prob(x).detach(), _brute_force_log_prob(flow, x), rtol=0, atol=1e-6)
+    with pytest.raises(FlowforgeError, match="space_frequencies"):
+        flowforge.CNF(2, space_frequencies=-1)
+
+
 @pytest.mark.parametrize("objective", ["likelihood", "flow-matching"])
 def test_trained_log_prob_is_exact(objective):
     """After either training, the likelihood is still the exact change of variables."""

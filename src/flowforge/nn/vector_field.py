@@ -22,6 +22,17 @@ def time_features(t: Tensor, batch: int, frequencies: int, like: Tensor) -> Tens
     return torch.cat([t, torch.sin(t * scales), torch.cos(t * scales)], dim=1)
 
 
+def space_features(x: Tensor, frequencies: int) -> Tensor:
+    """(B, D * (1 + 2 * frequencies)): x and sin/cos(pi 2^(k-1) x), k < frequencies (Fourier
+    features, Tancik et al. 2020): a smooth MLP then bends sharply in x at little cost, as the
+    field of a density with sharp edges (checkerboard) needs near the data."""
+    if not frequencies:
+        return x
+    scales = math.pi * 2.0 ** (torch.arange(frequencies, dtype=x.dtype, device=x.device) - 1)
+    scaled = (x[:, :, None] * scales).flatten(1)
+    return torch.cat([x, torch.sin(scaled), torch.cos(scaled)], dim=1)
+
+
 class TimeMLP(nn.Module):
     """v(t, x, context) = MLP([x, time_features(t)], context): (B, D) -> (B, D).
 
@@ -32,16 +43,19 @@ class TimeMLP(nn.Module):
         activation: one of ACTIVATIONS; a smooth one (silu, tanh, elu) keeps the ODE smooth, which
             adaptive solvers need and the divergence's gradient uses.
         frequencies: sinusoidal time features beside t.
+        space_frequencies: sinusoidal features of x beside x (space_features).
     """
 
     def __init__(self, features: int, hidden: Sequence[int] = (64, 64, 64), context_features: int = 0,
-                 activation: str = "silu", frequencies: int = 0) -> None:
+                 activation: str = "silu", frequencies: int = 0, space_frequencies: int = 0) -> None:
         super().__init__()
-        self.frequencies = frequencies
-        self.net = MLP(features + 1 + 2 * frequencies, features, tuple(hidden), context_features, activation)
+        self.frequencies, self.space_frequencies = frequencies, space_frequencies
+        inputs = features * (1 + 2 * space_frequencies) + 1 + 2 * frequencies
+        self.net = MLP(inputs, features, tuple(hidden), context_features, activation)
 
     def forward(self, t: Tensor, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.net(torch.cat([x, time_features(t, x.shape[0], self.frequencies, x)], dim=1), context)
+        features = [space_features(x, self.space_frequencies), time_features(t, x.shape[0], self.frequencies, x)]
+        return self.net(torch.cat(features, dim=1), context)
 
 
 class _Block(nn.Module):
