@@ -128,10 +128,15 @@ def conditional_cases() -> list[str]:
 
 
 def randomized(t: Transform, scale: float = 0.3) -> Transform:
-    """Move parameters off their init: at an identity init every log-det check passes."""
+    """Move parameters off their init: at an identity init every log-det check passes.
+
+    A module that stores its parameters divided by a `parameter_rate` (BNAF's) gets the move
+    divided by it too, so every layer moves by `scale` in the units it computes with."""
     with torch.no_grad():
-        for p in t.parameters():
-            p.add_(scale * torch.randn_like(p))
+        for module in t.modules():
+            rate = getattr(module, "parameter_rate", 1.0)
+            for p in module.parameters(recurse=False):
+                p.add_(scale / rate * torch.randn_like(p))
     return t
 
 

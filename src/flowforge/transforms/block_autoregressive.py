@@ -14,7 +14,12 @@ from .base import Transform
 from .monotone import bisect, default_tolerance
 
 MIN_SKIP = 1e-2
-NET_SCALE = 0.1  # the network term starts at this scale beside the identity
+# The parameters are stored divided by RATE and used multiplied by it, so an Adam step at the usual
+# lr 1e-3 moves the weights as the paper's lr 1e-1 does: at lr 1e-3 on the raw weights a BNAF stays
+# close to its initial, near-Gaussian map (family benchmark, moons: 2.15 nats after 400 steps,
+# against 0.54 with RATE = 100 and 0.36 for NSF).
+RATE = 100.0
+SKIP = 0.1  # the skip alpha starts small: the network, not the identity, carries the map (as the paper's)
 
 
 class MaskedBlockLinear(nn.Module):
@@ -22,31 +27,36 @@ class MaskedBlockLinear(nn.Module):
     diagonal blocks positive (exp of the weights), each row weight-normalised:
 
         W = exp(log_g) * V / ||V||_row,   V = exp(W_raw) on diagonal blocks, W_raw below, 0 above
+
+    W_raw, log_g and the bias are stored divided by `parameter_rate` (RATE), a fixed
+    preconditioner: Adam at lr 1e-3 then moves them as the paper's lr 1e-1 would.
     """
 
     def __init__(self, features: int, in_units: int, out_units: int) -> None:
         super().__init__()
         self.features, self.in_units, self.out_units = features, in_units, out_units
+        self.parameter_rate = RATE  # weight, bias and log_g are used multiplied by it
         rows = torch.arange(features).repeat_interleave(out_units)
         cols = torch.arange(features).repeat_interleave(in_units)
         self.register_buffer("diagonal", (rows[:, None] == cols[None, :]).float(), persistent=False)
         self.register_buffer("below", (rows[:, None] > cols[None, :]).float(), persistent=False)
         weight = torch.empty(features * out_units, features * in_units)
         nn.init.xavier_uniform_(weight)
-        self.weight = nn.Parameter(weight)
+        self.weight = nn.Parameter(weight / RATE)
         bound = 1 / math.sqrt(features * in_units)  # nn.Linear's bias init: units of one feature differ by it
-        self.bias = nn.Parameter(torch.empty(features * out_units).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(features * out_units).uniform_(-bound, bound) / RATE)
         # row norms g ~ U(0, 1), as the paper's code: outputs start at unit scale, the tanh unsaturated
-        self.log_g = nn.Parameter(torch.rand(features * out_units).clamp_min(1e-3).log())
+        self.log_g = nn.Parameter(torch.rand(features * out_units).clamp_min(1e-3).log() / RATE)
 
     def _unnormalised(self) -> tuple[Tensor, Tensor]:
-        v = self.weight.exp() * self.diagonal + self.weight * self.below
+        w = RATE * self.weight
+        v = w.exp() * self.diagonal + w * self.below
         return v, v.norm(dim=1, keepdim=True)
 
     def weights(self) -> tuple[Tensor, Tensor]:
         """The weight matrix, and its diagonal blocks (D, out_units, in_units), all positive."""
         v, norm = self._unnormalised()
-        weight = self.log_g.exp()[:, None] * v / norm
+        weight = (RATE * self.log_g).exp()[:, None] * v / norm
         d, o, i = self.features, self.out_units, self.in_units
         blocks = weight.view(d, o, d, i).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
         return weight, blocks
@@ -86,10 +96,7 @@ class BlockNeuralAutoregressive(Transform):
         self.features, self.context_features, self.tol = features, context_features, tol
         self.layers = nn.ModuleList(MaskedBlockLinear(features, a, b) for a, b in itertools.pairwise(units))
         self.context_layer = nn.Linear(context_features, features * units[1]) if context_features else None
-        # start near the identity, as the other flows do: z = x + a small network term
-        self.skip = nn.Parameter(torch.full((features,), math.log(math.expm1(1 - MIN_SKIP))))
-        with torch.no_grad():
-            self.layers[-1].log_g.add_(math.log(NET_SCALE))
+        self.skip = nn.Parameter(torch.full((features,), math.log(math.expm1(SKIP - MIN_SKIP))))
 
     def _alpha(self) -> Tensor:
         return MIN_SKIP + softplus(self.skip)
@@ -102,7 +109,7 @@ class BlockNeuralAutoregressive(Transform):
         h, jacobian = x, x.new_ones(x.shape[0], self.features, 1)
         for index, layer in enumerate(self.layers):
             weight, blocks = layer.weights()
-            h = h @ weight.t() + layer.bias
+            h = h @ weight.t() + RATE * layer.bias
             if index == 0 and self.context_layer is not None:
                 h = h + self.context_layer(context)
             # d h_i / d x_i (B, D, out) = blocks (D, out, in) applied to the previous (B, D, in); all
@@ -121,7 +128,7 @@ class BlockNeuralAutoregressive(Transform):
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             last = self.layers[-1].weights()[0]
-            reach = last.abs().sum(1) + self.layers[-1].bias.abs()
+            reach = last.abs().sum(1) + RATE * self.layers[-1].bias.abs()
             alpha = self._alpha()
             held = None if context is None else context.detach()
             tol = self.tol if self.tol is not None else default_tolerance(z.dtype)

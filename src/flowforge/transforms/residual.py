@@ -14,14 +14,27 @@ from .block_autoregressive import implicit_step, jacobian_rows
 from .monotone import default_tolerance
 
 LOGDETS = ("auto", "exact", "estimate")
+# LipSwish's initial sharpness: on the family benchmark's moons (400 steps) 1.88 nats with beta 1
+# (as the paper's), 1.01 with 20, 0.92 with 50 (coeff 0.99), against 0.36 for NSF
+BETA = 50.0
 EXACT_FEATURES = 8  # "auto": the exact log-det in training up to this many features (D backward passes)
 
 
 class LipSwish(nn.Module):
-    """x sigmoid(x) / 1.1: smooth and 1-Lipschitz (max slope of swish is ~1.0998)."""
+    """x sigmoid(beta x) / 1.1, a learnt sharpness beta > 0 per unit: smooth and 1-Lipschitz for
+    every beta (the slope of x sigmoid(beta x) never exceeds ~1.0998).
+
+    Under a spectral norm below 1 on wide layers, each unit's pre-activation is small (the
+    squares of all of them sum to at most |x|^2), where x sigmoid(x) is nearly linear; a large
+    beta puts the bend at that scale, so the block is not close to a linear map."""
+
+    def __init__(self, units: int = 1, beta: float = 1.0) -> None:
+        super().__init__()
+        self.raw_beta = nn.Parameter(torch.full((units,), math.log(math.expm1(beta))))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * torch.sigmoid(x) / 1.1
+        beta = nn.functional.softplus(self.raw_beta)
+        return x * torch.sigmoid(beta * x) / 1.1
 
 
 class SpectralLinear(nn.Linear):
@@ -80,7 +93,7 @@ class ResidualBlock(Transform):
         sizes = [features, *hidden, features]
         self.linears = nn.ModuleList(SpectralLinear(a, b, coeff) for a, b in itertools.pairwise(sizes))
         self.context_layer = nn.Linear(context_features, sizes[1], bias=False) if context_features else None
-        self.activation = LipSwish()
+        self.activations = nn.ModuleList(LipSwish(width, BETA) for width in hidden)
         with torch.no_grad():  # start near the identity: a small last layer
             self.linears[-1].weight.mul_(0.1)
 
@@ -92,7 +105,7 @@ class ResidualBlock(Transform):
             if index == 0 and self.context_layer is not None:
                 h = h + self.context_layer(context)
             if index < len(self.linears) - 1:
-                h = self.activation(h)
+                h = self.activations[index](h)
         return h
 
     def _check(self, x: Tensor, context: Tensor | None) -> None:
