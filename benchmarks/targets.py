@@ -14,6 +14,9 @@ mass-covering alpha = 2 objective as well on the multimodal targets (40-mode mix
 
     PYTHONPATH=src /work/venv-peers/bin/python benchmarks/targets.py [--quick] [--seeds 0 1] [--targets banana,funnel]
 
+flowforge's fit_target is given the run's seed (its draws), as normflows' run is. Seeds in parallel
+processes: `--seeds 1 --out bench-results/targets-1.json`, then `--combine bench-results/targets-*.json`.
+
 Writes bench-results/targets.json and prints a Markdown table.
 """
 from __future__ import annotations
@@ -41,10 +44,10 @@ SETTINGS = {  # steps, batch size, learning rate
 }
 
 
-def flowforge_run(target, steps: int, batch: int, lr: float, objective: str) -> tuple[torch.nn.Module, int]:
+def flowforge_run(target, steps: int, batch: int, lr: float, objective: str, seed: int) -> tuple[torch.nn.Module, int]:
     flow = flowforge.RealNVP(target.features, layers=LAYERS, hidden=(HIDDEN, HIDDEN))
     history = flowforge.fit_target(flow, target, steps=steps, batch_size=batch, lr=lr, objective=objective,
-                                   eval_samples=EVAL_SAMPLES, progress=False)
+                                   eval_samples=EVAL_SAMPLES, progress=False, seed=seed)
     return flow, history.target_evaluations
 
 
@@ -124,7 +127,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--targets", default=",".join(SETTINGS))
     parser.add_argument("--out", default="bench-results/targets.json")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="print one table of these runs' rows (no training)")
     args = parser.parse_args()
+    if args.combine:
+        print(table([row for path in args.combine for row in json.loads(Path(path).read_text())]))
+        return
     torch.set_num_threads(1)
     rows = []
     for name in args.targets.split(","):
@@ -137,7 +144,7 @@ def main() -> None:
             for objective in objectives:
                 torch.manual_seed(seed)
                 start = time.perf_counter()
-                flow, used = flowforge_run(target, steps, batch, lr, objective)
+                flow, used = flowforge_run(target, steps, batch, lr, objective, seed)
                 seconds = time.perf_counter() - start
                 evaluations = max(evaluations, used)
                 rows.append({"target": name, "library": "flowforge", "objective": objective, "seed": seed,
