@@ -14,6 +14,9 @@ mass-covering alpha = 2 objective as well on the multimodal targets (40-mode mix
 
     PYTHONPATH=src /work/venv-peers/bin/python benchmarks/targets.py [--quick] [--seeds 0 1] [--targets banana,funnel]
 
+flowforge's fit_target is given the run's seed (its draws), as normflows' run is. Seeds in parallel
+processes: `--seeds 1 --out bench-results/targets-1.json`, then `--combine bench-results/targets-*.json`.
+
 Writes bench-results/targets.json and prints a Markdown table.
 """
 from __future__ import annotations
@@ -41,10 +44,11 @@ SETTINGS = {  # steps, batch size, learning rate
 }
 
 
-def flowforge_run(target, steps: int, batch: int, lr: float, objective: str) -> tuple[torch.nn.Module, int]:
+def flowforge_run(target, steps: int, batch: int, lr: float, objective: str, seed: int,
+                  **options) -> tuple[torch.nn.Module, int]:
     flow = flowforge.RealNVP(target.features, layers=LAYERS, hidden=(HIDDEN, HIDDEN))
     history = flowforge.fit_target(flow, target, steps=steps, batch_size=batch, lr=lr, objective=objective,
-                                   eval_samples=EVAL_SAMPLES, progress=False)
+                                   eval_samples=EVAL_SAMPLES, progress=False, seed=seed, **options)
     return flow, history.target_evaluations
 
 
@@ -124,25 +128,37 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--targets", default=",".join(SETTINGS))
     parser.add_argument("--out", default="bench-results/targets.json")
+    parser.add_argument("--objectives", help="flowforge's objectives (default: reverse_kl, and alpha on multimodal targets)")
+    parser.add_argument("--fit-option", action="append", default=[], metavar="NAME=JSON",
+                        help="a fit_target option for flowforge's runs, e.g. keep_best='\"last\"' or grad_clip=null")
+    parser.add_argument("--flowforge-only", action="store_true", help="skip normflows (for trying fit_target options)")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="print one table of these runs' rows (no training)")
     args = parser.parse_args()
+    if args.combine:
+        print(table([row for path in args.combine for row in json.loads(Path(path).read_text())]))
+        return
     torch.set_num_threads(1)
+    options = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.fit_option)}
     rows = []
     for name in args.targets.split(","):
         target = make_target(name)
         steps, batch, lr = SETTINGS[name]
         steps = max(50, steps // 10) if args.quick else steps
         objectives = ["reverse_kl", "alpha"] if name in MULTIMODAL else ["reverse_kl"]
+        objectives = args.objectives.split(",") if args.objectives else objectives
         for seed in args.seeds:
             evaluations = 0
             for objective in objectives:
                 torch.manual_seed(seed)
                 start = time.perf_counter()
-                flow, used = flowforge_run(target, steps, batch, lr, objective)
+                flow, used = flowforge_run(target, steps, batch, lr, objective, seed, **options)
                 seconds = time.perf_counter() - start
                 evaluations = max(evaluations, used)
-                rows.append({"target": name, "library": "flowforge", "objective": objective, "seed": seed,
+                rows.append({"target": name, "library": "flowforge", "objective": objective, "seed": seed, **options,
                              "target_evaluations": used, "seconds": seconds, **measures(flowforge_score(flow, target), target)})
                 print(json.dumps(rows[-1]), flush=True)
+            if args.flowforge_only:
+                continue
             torch.manual_seed(seed)
             start = time.perf_counter()
             model, used = normflows_run(target, evaluations, batch, lr)
