@@ -134,5 +134,7 @@ def test_cli_trains_a_large_npy_file_with_memory_well_below_its_size(tmp_path: P
     report = json.loads(done.stdout.strip().splitlines()[-1])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert report["code"] == 0 and np.isfinite(metrics["test_nll"]) and metrics["n_test"] == round(0.2 * rows)
-    # measured: 70-135 MB for 256-288 MiB files (chunk buffers, index arrays); read whole, 1,090 MB for 256 MiB
-    assert report["peak_mb"] - report["baseline_mb"] < size_mb / 2, (report, size_mb)
+    # measured: 70-163 MB for 256-320 MiB files (chunk buffers, index arrays, mapped pages the kernel reads
+    # ahead, which vary with the machine's load); read whole, 1,090 MB for 256 MiB: a whole read costs at
+    # least the file's size for the array alone, so 3/4 of it separates the two with room on both sides
+    assert report["peak_mb"] - report["baseline_mb"] < 0.75 * size_mb, (report, size_mb)
