@@ -16,7 +16,8 @@ from .torus import torus_flow
 PERMUTES = ("reverse", "random", "lu")
 
 
-def _check(features: int, layers: int, hidden: Sequence[int], context_features: int, permute: str) -> None:
+def check_autoregressive(features: int, layers: int, hidden: Sequence[int], context_features: int, permute: str) -> None:
+    """Named errors for an autoregressive builder's sizes and permute (also the zoo's, flows/neural_builders.py)."""
     if not isinstance(features, int) or isinstance(features, bool) or features < 1:
         raise FlowforgeError(f"features must be a positive integer, got {features!r}")
     check_sizes(max(features, 2), layers, hidden, context_features)  # one feature suits autoregressive layers
@@ -31,7 +32,7 @@ def _mixer(permute: str, features: int, seed: int) -> Transform:
     return LULinear(features, seed=seed) if permute == "lu" else Reverse()
 
 
-def _autoregressive_steps(
+def autoregressive_steps(
     features: int, layers: int, map_fn: ElementwiseMap, hidden: Sequence[int], context_features: int,
     activation: str, residual: bool, permute: str, seed: int, invert: bool = False,
 ) -> list[Transform]:
@@ -75,8 +76,8 @@ def MAF(
         >>> flow.sample(4).shape
         torch.Size([4, 3])
     """
-    _check(features, layers, hidden, context_features, permute)
-    steps = _autoregressive_steps(features, layers, AffineMap(bound), hidden, context_features, activation, residual, permute, seed)
+    check_autoregressive(features, layers, hidden, context_features, permute)
+    steps = autoregressive_steps(features, layers, AffineMap(bound), hidden, context_features, activation, residual, permute, seed)
     return assemble(features, steps, base, standardize, context_features, memory)
 
 
@@ -106,9 +107,9 @@ def IAF(
     Reference: Kingma et al., Improved Variational Inference with Inverse Autoregressive Flow,
     2016 (arXiv:1606.04934).
     """
-    _check(features, layers, hidden, context_features, permute)
+    check_autoregressive(features, layers, hidden, context_features, permute)
     map_fn = AffineMap(bound)
-    steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed, invert=True)
+    steps = autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed, invert=True)
     return assemble(features, steps, base, standardize, context_features, memory)
 
 
@@ -150,7 +151,7 @@ def NSF(
         >>> flow.log_prob(flow.sample(3)).shape
         torch.Size([3])
     """
-    _check(features, layers, hidden, context_features, permute)
+    check_autoregressive(features, layers, hidden, context_features, permute)
     if circular:  # angle columns: circular splines, a torus base, no linear mixing (flows/torus.py)
         return torus_flow(features, circular, layers, hidden, context_features, autoregressive, bins, bound, activation,
                           residual, base, standardize)
@@ -158,7 +159,7 @@ def NSF(
         raise FlowforgeError("a coupling NSF needs features >= 2; use autoregressive=True (nsf-ar) for one feature")
     map_fn = SplineMap(bins, bound)
     if autoregressive:
-        steps = _autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
+        steps = autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
         return assemble(features, steps, base, standardize, context_features, memory)
     factory = mlp_factory(hidden, context_features, activation)
     steps = interleave(layers, lambda i: [Coupling(half_mask(features), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
@@ -190,6 +191,3 @@ def NSF_AR(
         memory=memory, circular=circular,
     )
 
-
-# shared with the zoo's builders (flows/neural_builders.py)
-check_autoregressive, mixer, autoregressive_steps = _check, _mixer, _autoregressive_steps
