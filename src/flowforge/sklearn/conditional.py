@@ -7,15 +7,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .density import COUPLING_MODELS
 from .storage import save_estimator
-from .training import as_float64, seed_of, seeded, train_flow
+from .training import FlowEstimator, as_float64, seed_of, seeded, train_flow
 
 
-class ConditionalFlowDensity(BaseEstimator):
+class ConditionalFlowDensity(FlowEstimator):
     """Conditional density estimation: `fit(X, y)` learns p(y | X) with a flow whose context is X.
 
         score_samples(X, y)[i] = log p(y[i] | X[i])     score(X, y) = its sum
@@ -33,20 +32,6 @@ class ConditionalFlowDensity(BaseEstimator):
         >>> model.score_samples(X[:3], y[:3]).shape, model.sample(X[:3], 5, random_state=0).shape
         ((3,), (3, 5))
     """
-
-    def __init__(self, model: str = "maf", layers: int = 4, hidden: tuple[int, ...] = (64, 64), steps: int = 1000,
-                 batch_size: int = 256, lr: float = 1e-3, val_fraction: float = 0.1, patience: int | None = 20,
-                 model_options: dict[str, Any] | None = None, random_state: Any = None) -> None:
-        self.model = model
-        self.layers = layers
-        self.hidden = hidden
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.val_fraction = val_fraction
-        self.patience = patience
-        self.model_options = model_options
-        self.random_state = random_state
 
     def fit(self, X: Any, y: Any) -> ConditionalFlowDensity:
         """Train p(y | X): X (n_samples, n_features) is the context, y (n_samples,) or (n_samples, n_targets)."""

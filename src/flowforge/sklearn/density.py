@@ -7,16 +7,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.base import DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .storage import save_estimator
-from .training import as_float64, seed_of, seeded, train_flow
+from .training import FlowEstimator, as_float64, seed_of, seeded, train_flow
 
 COUPLING_MODELS = ("realnvp", "nice", "glow", "nsf")  # a coupling keeps some columns and transforms the rest: 2 or more
 
 
-class FlowDensity(DensityMixin, BaseEstimator):
+class FlowDensity(DensityMixin, FlowEstimator):
     """Density estimation with a normalizing flow: `fit(X)`, `score_samples(X)`, `score(X)`, `sample(n)`.
 
         score_samples(X)[i] = log p(X[i])   (exact, in nats, on X's own scale)
@@ -47,20 +47,6 @@ class FlowDensity(DensityMixin, BaseEstimator):
         >>> density.score_samples(X[:3]).shape, density.sample(4, random_state=0).shape
         ((3,), (4, 2))
     """
-
-    def __init__(self, model: str = "maf", layers: int = 4, hidden: tuple[int, ...] = (64, 64), steps: int = 1000,
-                 batch_size: int = 256, lr: float = 1e-3, val_fraction: float = 0.1, patience: int | None = 20,
-                 model_options: dict[str, Any] | None = None, random_state: Any = None) -> None:
-        self.model = model
-        self.layers = layers
-        self.hidden = hidden
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.val_fraction = val_fraction
-        self.patience = patience
-        self.model_options = model_options
-        self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> FlowDensity:
         """Train a flow on the rows of X, (n_samples, n_features); y is ignored."""

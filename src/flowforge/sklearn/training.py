@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from ..errors import FlowforgeError
@@ -17,6 +18,25 @@ from ..train.loop import fit
 # parameters of FlowDensity and ConditionalFlowDensity that go to the model builder / to `fit`
 BUILD_PARAMS = ("layers", "hidden")
 FIT_PARAMS = ("steps", "batch_size", "lr", "val_fraction", "patience")
+
+
+class FlowEstimator(BaseEstimator):
+    """The constructor parameters FlowDensity and ConditionalFlowDensity share; scikit-learn's
+    get_params/set_params/clone read them from this __init__'s signature."""
+
+    def __init__(self, model: str = "maf", layers: int = 4, hidden: tuple[int, ...] = (64, 64), steps: int = 1000,
+                 batch_size: int = 256, lr: float = 1e-3, val_fraction: float = 0.1, patience: int | None = 20,
+                 model_options: dict[str, Any] | None = None, random_state: Any = None) -> None:
+        self.model = model
+        self.layers = layers
+        self.hidden = hidden
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.model_options = model_options
+        self.random_state = random_state
 
 
 def seed_of(random_state: Any) -> int:
