@@ -31,6 +31,7 @@ from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_freq
 from .encode import decode, encode
 from .infer import infer_schema
 from .latent import from_latents
+from .missingness import PatternModel, Patterns, pattern_prior
 from .schema import Schema
 from .scoring import score
 from .support import at_precision, decimals_of, is_dequantised
@@ -59,8 +60,12 @@ class TableFlow:
             context_features = the categories' one-hots.
         seed: the validation split, initial weights, dequantisation noise and training order.
         steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
-        missing: "drop" rows with blank cells (their counts, per column, in a warning), or
-            "level": blank categorical cells are a level of their own (blank numbers still drop).
+        missing: "drop" rows with blank cells (their counts, per column, in a warning);
+            "level": blank categorical cells are a level of their own (blank numbers still drop);
+            "model": blank categories are a level and which numeric cells are blank is modelled,
+            P(pattern | categories) (missingness.py), on every row; the flow learns from the
+            complete rows; samples have blank cells, and log_prob of a row with blank numbers is an
+            importance-sampling estimate of its observed cells' density (observed.py).
         layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
             training rows and 128x128 above, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
@@ -99,7 +104,7 @@ class TableFlow:
         if self.missing not in MISSING:
             raise FlowforgeError(f"missing={self.missing!r}: choose from {', '.join(MISSING)}")
         self.schema = self.schema or infer_schema(df)
-        if self.missing == "level":
+        if self.missing in ("level", "model"):
             self.schema = with_blank_levels(self.schema, df)
         left_out = notices.left_out(self.schema)
         if left_out:
@@ -111,17 +116,39 @@ class TableFlow:
         few = notices.few_values(self.schema, x[train])
         if few:
             warnings.warn(few, stacklevel=2)
+        # missing="model": the categories and the blank pattern are learned from every row, the flow from the complete ones
+        modelled = self._fit_patterns(df, encoded) if self.missing == "model" else keep
+        all_codes = torch.from_numpy(encoded.codes[modelled])
+        all_train, all_val = split(len(all_codes), self.val_fraction, self.seed)
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
-            self._fit_discrete(codes, train, val)
+            self._fit_discrete(all_codes, all_train, all_val)
             self._fit_continuous(x, codes, train, val)
         self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
         self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
                          if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
-        self.metrics.update(self._likelihood_kind(), rows_used=int(keep.sum()), rows_dropped=int((~keep).sum()),
-                            blank_cells=notices.blank_cells(self.schema, df), blank_levels=notices.blank_levels(self.schema, df),
+        blank = notices.blank_cells(self.schema, df)
+        self.metrics.update(self._likelihood_kind(), rows_used=int(modelled.sum()), rows_dropped=int((~modelled).sum()),
+                            blank_cells={} if self.missing == "model" else blank, blank_levels=notices.blank_levels(self.schema, df),
                             fit_seconds=round(time.perf_counter() - started, 2))
+        if self.missing == "model":
+            self.metrics.update(flow_rows=int(keep.sum()), blank_cells_modelled=blank)
         return self
+
+    def _fit_patterns(self, df: pd.DataFrame, encoded) -> np.ndarray:
+        """missing="model": fit P(blank pattern | categories) on every row (missingness.py); the rows modelled."""
+        self.patterns = Patterns.of(self.schema, df)
+        pattern = self.patterns.codes(self.schema, np.isnan(encoded.continuous))
+        modelled = (encoded.codes >= 0).all(1) & (pattern >= 0)
+        self.pattern_model = None
+        if self.patterns.columns:
+            sizes, levels = [len(c.levels) for c in self.schema.discrete], len(self.patterns.levels)
+            self.pattern_model = PatternModel(sizes, levels, pattern_prior(pattern[modelled], levels))
+            self.pattern_model.fit(torch.from_numpy(encoded.codes[modelled]), torch.from_numpy(pattern[modelled]))
+            self.metrics["patterns"] = {"columns": list(self.patterns.columns),
+                                        "training_rows": {"".join("B" if b else "." for b in level): int((pattern[modelled] == k).sum())
+                                                          for k, level in enumerate(self.patterns.levels)}}
+        return modelled
 
     def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
         sizes = [len(c.levels) for c in self.schema.discrete]
@@ -199,7 +226,40 @@ class TableFlow:
         continuous cells, each with a warning naming the rows. Dequantised columns make it a lower
         bound in expectation (metrics["likelihood"])."""
         self._check_fitted()
-        return score(self, df)
+        return score(self, df)[0]
+
+    @torch.no_grad()
+    def log_prob_pattern(self, df: pd.DataFrame) -> np.ndarray:
+        """(n,) log P(blank pattern | categories) of each row (missing="model"): which numeric cells
+        are blank. log_prob(df) + log_prob_pattern(df) is the log-probability of the row as it is,
+        blanks included. 0 for every row of a model without blank numeric cells in training; -inf for
+        a blank where training had none; NaN where a category is unseen or blank (not a level)."""
+        self._check_fitted()
+        if self.missing != "model":
+            raise FlowforgeError(f"log_prob_pattern: this TableFlow was fitted with missing={self.missing!r}; "
+                                 "only missing='model' models which cells are blank")
+        encoded = encode(self.schema, df)
+        pattern = self.patterns.codes(self.schema, np.isnan(encoded.continuous))
+        known = (encoded.codes >= 0).all(1) & (pattern >= 0)
+        out = np.where((encoded.codes >= 0).all(1), -np.inf, np.nan)
+        if self.pattern_model is None:
+            out[known] = 0.0
+        elif known.any():
+            out[known] = self.pattern_model.log_prob(torch.from_numpy(encoded.codes[known]), torch.from_numpy(pattern[known])).numpy()
+        return out
+
+    @torch.no_grad()
+    def log_prob_details(self, df: pd.DataFrame) -> pd.DataFrame:
+        """log_prob with what kind of number each is: a DataFrame (df's index) of `log_prob`,
+        `estimated` (True where it is an importance-sampling estimate: blank numeric cells, missing=
+        "model"), `standard_error` (of those estimates; NaN elsewhere) and, with missing="model",
+        `log_prob_pattern`."""
+        self._check_fitted()
+        log_prob, error = score(self, df)
+        out = pd.DataFrame({"log_prob": log_prob, "estimated": ~np.isnan(error), "standard_error": error}, index=df.index)
+        if self.missing == "model":
+            out["log_prob_pattern"] = self.log_prob_pattern(df)
+        return out
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
@@ -223,6 +283,11 @@ class TableFlow:
         for c in self.schema.continuous:
             if c.name in self.decimals:
                 out[c.name] = at_precision(c, out[c.name].to_numpy(float), self.decimals[c.name])
+        if getattr(self, "pattern_model", None) is not None:  # missing="model": blank the cells each row's pattern says
+            blank = self.patterns.blank_cells(self.schema, self.pattern_model.sample(codes, generator).numpy())
+            for j, c in enumerate(self.schema.continuous):
+                if blank[:, j].any():
+                    out[c.name] = out[c.name].where(~blank[:, j])  # whole numbers become float64 with NaN, dates NaT
         return out
 
     def _sample_continuous(self, hot: torch.Tensor) -> np.ndarray:

@@ -39,6 +39,8 @@ def dropped(schema: Schema, df: pd.DataFrame, keep: np.ndarray, missing: str) ->
     if keep.all():
         return None
     counts = blank_cells(schema, df)
+    if missing == "model":
+        return _incomplete(schema, df, keep, counts)
     text = (f"missing={missing!r}: {int((~keep).sum())} of {len(df)} rows have blank cells and are left out "
             f"(blank cells per column: {counts})")
     if keep.mean() >= MOST_ROWS:
@@ -54,6 +56,20 @@ def dropped(schema: Schema, df: pd.DataFrame, keep: np.ndarray, missing: str) ->
                      f"{_kept_without(df, rest)}")
     return f"MOST ROWS DROPPED: only {int(keep.sum())} of {len(df)} rows are complete. " + text + (
         ". To keep more: " + "; ".join(hints) if hints else "")
+
+
+def _incomplete(schema: Schema, df: pd.DataFrame, keep: np.ndarray, counts: dict[str, int]) -> str:
+    """missing="model"'s notice: the rows with blank numeric cells are modelled, the flow learns from the complete ones."""
+    text = (f"missing='model': {int((~keep).sum())} of {len(df)} rows have blank numeric cells (per column: {counts}): "
+            f"which cells are blank is modelled with the categories on all {len(df)} rows; the flow of the numeric "
+            f"columns learns from the {int(keep.sum())} complete rows")
+    if keep.mean() >= MOST_ROWS:
+        return text
+    blankest = max(counts, key=counts.get)
+    rest = [name for name in counts if name != blankest]
+    return (f"MOST ROWS INCOMPLETE: only {int(keep.sum())} of {len(df)} rows are complete. " + text
+            + f". Leaving out {blankest!r} ({counts[blankest]} blank; --columns '{blankest}:ignored') gives the flow "
+            f"{_kept_without(df, rest)}")
 
 
 def few_values(schema: Schema, x: np.ndarray) -> str | None:

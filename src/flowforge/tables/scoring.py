@@ -4,7 +4,9 @@
                                    (model.py; latent.py for counts)
     unseen level / outside support: -inf
     blank categorical cells only:  the exact marginal, log sum over their levels of p(row)
-    a blank continuous cell:       NaN (a flow's marginal over some of its inputs has no closed form)
+    a blank continuous cell:       NaN (a flow's marginal over some of its inputs has no closed form),
+                                   or with missing="model" an importance-sampling estimate of the
+                                   density of the observed cells, with its standard error (observed.py)
 """
 from __future__ import annotations
 
@@ -20,29 +22,42 @@ from .baseline import TAIL_WEIGHT
 from .discrete import one_hot
 from .encode import encode
 from .latent import has_dequantised, mean_exp, scoring_noise, to_latents
+from .observed import IMPORTANCE_SAMPLES, estimate
 
 MAX_COMBINATIONS = 4096  # rows whose blank categorical cells have more level combinations than this get NaN
+
+
+def joint_log_prob(model, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log[(1 - w) P(c) q(y | c) + w F(c) N(y)] of codes (m, C) and latents y (m, D), float64
+    (no support-map Jacobians: the caller adds those)."""
+    discrete = model.discrete.log_prob(codes).double()
+    hot = one_hot(codes, model.discrete.sizes)
+    context = hot if hot.shape[1] else None
+    flow = discrete + (model.flow.log_prob(y.float(), context).double() if model.flow is not None else 0.0)
+    baseline = getattr(model, "baseline", None)  # None in a model saved before the mixture
+    if baseline is None:
+        return flow
+    tail = baseline.codes_log_prob(codes) + baseline.latent_log_prob(y)
+    return torch.logaddexp(flow + math.log1p(-TAIL_WEIGHT), tail + math.log(TAIL_WEIGHT))
 
 
 def log_prob_rows(model, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
     """log p of complete, in-support rows: codes (n, C), raw continuous values x (n, D). The flow
     and the baseline see the same dequantisation draws, so the estimate is of the mixture's P."""
     codes = torch.from_numpy(codes_np)
-    discrete = model.discrete.log_prob(codes).double()
-    baseline = getattr(model, "baseline", None)  # None in a model saved before the mixture
-    hot = one_hot(codes, model.discrete.sizes)
-    context = hot if hot.shape[1] else None
     samples = model.samples if has_dequantised(model.schema) and model.flow is not None else 1
     u = scoring_noise(model.schema, samples, model.seed + 1)
     logs = []
     for s in range(samples):
         y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np), u[s])
-        flow = discrete + (model.flow.log_prob(y.float(), context).double() if model.flow is not None else 0.0)
-        if baseline is not None:
-            tail = baseline.codes_log_prob(codes) + baseline.latent_log_prob(y)
-            flow = torch.logaddexp(flow + math.log1p(-TAIL_WEIGHT), tail + math.log(TAIL_WEIGHT))
-        logs.append(flow + logabsdet)
+        logs.append(joint_log_prob(model, codes, y) + logabsdet)
     return mean_exp(torch.stack(logs)).numpy()
+
+
+def observed_rows(model, codes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with blank continuous cells (NaN in x), in-support, categories known: the importance-
+    sampling estimate of the density of their observed cells and its standard error (observed.py)."""
+    return estimate(model, codes, x, joint_log_prob, seed=model.seed + 2)
 
 
 def marginal(model, codes: np.ndarray, x: np.ndarray) -> float:
@@ -62,22 +77,30 @@ def _warn(df: pd.DataFrame, rows: np.ndarray, what: str) -> None:
         warnings.warn(f"log_prob: {int(rows.sum())} rows {what}, e.g. rows {list(df.index[rows][:10])}", stacklevel=4)
 
 
-def score(model, df: pd.DataFrame) -> np.ndarray:
-    """(n,) log p of every row of df by the rules in this module's docstring, with warnings."""
+def score(model, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) log p of every row of df by the rules in this module's docstring, with warnings, and
+    (n,) the standard error of the rows whose log p is an importance-sampling estimate (NaN on the others)."""
     encoded = encode(model.schema, df)
-    result = np.full(len(df), np.nan)
+    result, error = np.full(len(df), np.nan), np.full(len(df), np.nan)
     outside = encoded.outside
     blank_continuous = np.isnan(encoded.continuous).any(1)
     summed = encoded.missing & ~outside & ~blank_continuous
     complete = ~encoded.missing & ~outside
+    estimated = np.zeros(len(df), bool)
+    if getattr(model, "missing", "drop") == "model":
+        estimated = blank_continuous & ~outside & (encoded.codes >= 0).all(1)
     result[outside] = -np.inf
     if outside.any():
         warnings.warn(f"log_prob: {int(outside.sum())} rows outside the model's support get -inf, e.g. rows "
                       f"{list(df.index[outside][:10])}: {encoded.describe_outside(df.index)}", stacklevel=4)
-    _warn(df, encoded.missing & ~summed & ~outside, "with blank continuous cells get NaN")
+    _warn(df, encoded.missing & ~summed & ~outside & ~estimated, "with blank continuous cells get NaN")
     _warn(df, summed, "with blank categorical cells get the exact marginal over those cells")
+    _warn(df, estimated, f"with blank continuous cells get an importance-sampling estimate ({IMPORTANCE_SAMPLES} draws) of the "
+          "density of their observed cells (a lower bound in expectation; its standard error: TableFlow.log_prob_details)")
     if complete.any():
         result[complete] = log_prob_rows(model, encoded.codes[complete], encoded.continuous[complete])
     for i in np.flatnonzero(summed):
         result[i] = marginal(model, encoded.codes[i], np.nan_to_num(encoded.continuous[i]))
-    return result
+    if estimated.any():
+        result[estimated], error[estimated] = observed_rows(model, encoded.codes[estimated], encoded.continuous[estimated])
+    return result, error

@@ -1,6 +1,7 @@
 """A fitted TableFlow as a folder, no pickle: table.json (schema, options, metrics), flow.pt
-(flowforge.save: builder name, kwargs, weights), categorical.pt and baseline.pt (state_dicts of
-tensors, read back with torch.load(weights_only=True))."""
+(flowforge.save: builder name, kwargs, weights), categorical.pt, baseline.pt and, with
+missing="model", pattern.pt (state_dicts of tensors, read back with torch.load(weights_only=True);
+the blank patterns' columns and levels are in table.json)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from ..errors import FlowforgeError
 from ..train import load, save
 from .baseline import GaussianBaseline
 from .discrete import CategoricalAR
+from .missingness import PatternModel, Patterns
 from .schema import Schema
 
 FORMAT = 1
@@ -26,8 +28,13 @@ def save_table(model, folder: str | os.PathLike) -> Path:
         save(model.flow, path / "flow.pt")
     torch.save(model.discrete.state_dict(), path / "categorical.pt")
     torch.save(model.baseline.state_dict(), path / "baseline.pt")
+    pattern_model = getattr(model, "pattern_model", None)
+    if pattern_model is not None:
+        torch.save(pattern_model.state_dict(), path / "pattern.pt")
+    patterns = getattr(model, "patterns", None)
     record = {"format": FORMAT, "schema": model.schema.to_json(), "options": model.options,
-              "metrics": model.metrics, "has_flow": model.flow is not None, "decimals": model.decimals}
+              "metrics": model.metrics, "has_flow": model.flow is not None, "decimals": model.decimals,
+              "patterns": patterns.to_json() if patterns is not None else None}
     temporary = path / "table.json.tmp"
     temporary.write_text(json.dumps(record, indent=1, default=float))
     os.replace(temporary, path / "table.json")
@@ -50,6 +57,13 @@ def load_table(folder: str | os.PathLike):
     model.discrete.load_state_dict(torch.load(path / "categorical.pt", weights_only=True))
     model.flow = load(path / "flow.pt") if record["has_flow"] else None
     model.decimals = record.get("decimals", {})
+    if record.get("patterns") is not None:  # missing="model"
+        model.patterns = Patterns.from_json(record["patterns"])
+        model.pattern_model = None
+        if (path / "pattern.pt").is_file():
+            sizes = [len(c.levels) for c in model.schema.discrete]
+            model.pattern_model = PatternModel(sizes, len(model.patterns.levels))
+            model.pattern_model.load_state_dict(torch.load(path / "pattern.pt", weights_only=True))
     model.baseline = None  # a folder saved before the tail mixture: the flow alone
     if (path / "baseline.pt").is_file():
         baseline = GaussianBaseline(model.schema, seed=model.seed, samples=model.samples)

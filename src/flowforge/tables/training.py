@@ -30,7 +30,7 @@ from .latent import has_dequantised, noise, to_latents
 from .schema import Schema
 
 SMALL_TABLE_ROWS = 2000  # fewer training rows: the flow's first layer whitens (it starts at the fitted Gaussian)
-MISSING = ("drop", "level")
+MISSING = ("drop", "level", "model")
 MIN_ROWS = 5  # complete rows needed: at least one is held out for validation
 SLOW_LR_ROWS = 300  # fewer training rows: the flow learns at 3e-4 rather than 1e-3
 # Early stopping ends small tables' training long before (airquality at ~60 steps, fair at ~700); diamonds
