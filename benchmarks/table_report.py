@@ -17,6 +17,9 @@ def progress_line(r: dict) -> str:
     if "error" in r:
         return f"{r['table']} {r['method']} seed {r['seed']}: {r['error']}"
     nll = f", NLL {r['nll']:.3f} (independent {r['independent_nll']:.3f})" if "nll" in r else ""
+    if "all_rows_nll" in r:
+        nll += (f"; all {r['all_rows_scored']} rows with blanks and pattern {r['all_rows_nll']:.3f} +- {r['all_rows_nll_error']:.3f} "
+                f"(independent {r['all_rows_independent_nll']:.3f})")
     return (f"{r['table']} {r['method']} seed {r['seed']}: quality {r['quality']:.3f}, C2ST AUC {r['c2st_auc']:.3f}, "
             f"outside {100 * r['outside']['any']:.2f}%, fit {r['fit_s']:.1f} s{nll}")
 

@@ -104,8 +104,11 @@ def likelihoods(model, train: pd.DataFrame, test: pd.DataFrame, baseline_cls) ->
     of TableFlow's schema as it does (integers as masses, categories as frequencies) from the complete
     training rows, the ones TableFlow trains on."""
     kinds = {c.name: SCHEMA_KINDS[c.kind] for c in model.schema.columns if c.kind not in ("identifier", "constant")}
-    logp = np.asarray(model.log_prob(test), float)
-    finite = np.isfinite(logp)
+    details = model.log_prob_details(test) if hasattr(model, "log_prob_details") else None
+    logp = np.asarray(model.log_prob(test) if details is None else details["log_prob"], float)
+    # with missing="model" rows with blank numbers get an estimate: compared below as all_rows_*, not here
+    estimated = details["estimated"].to_numpy() if details is not None else np.zeros(len(test), bool)
+    finite = np.isfinite(logp) & ~estimated
     rows, nll = test[finite].reset_index(drop=True), -logp[finite]
     # TableFlow sums blank categorical cells out (its rows with blank continuous cells are NaN, not here)
     baselines = {"independent": -independent_log_prob(train.dropna(subset=list(kinds)), rows, kinds, sum_out_blanks=True),
@@ -116,7 +119,24 @@ def likelihoods(model, train: pd.DataFrame, test: pd.DataFrame, baseline_cls) ->
     for name, b in baselines.items():
         out[f"{name}_nll"] = float(b.mean())
         out[f"worst_minus_{name}"] = float(nll[worst] - b[worst])
+    if details is not None and "log_prob_pattern" in details:
+        out.update(all_rows(details, train, test, kinds))
     return out
+
+
+def all_rows(details: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, kinds: dict) -> dict:
+    """missing="model": every held-out row as it is, blanks included. flowforge's log_prob (importance-sampling
+    estimates on rows with blank numbers) + log P(blank pattern | categories), against the independent baseline
+    fitted to every training row, whose per-column P(blank) is its pattern term (table_metrics._column_log_prob)."""
+    full = (details["log_prob"] + details["log_prob_pattern"]).to_numpy(float)
+    ok = np.isfinite(full)
+    rows = test[ok].reset_index(drop=True)
+    independent = independent_log_prob(train, rows, kinds)
+    error = details["standard_error"].fillna(0.0).to_numpy()[ok]
+    return {"all_rows_scored": int(ok.sum()), "all_rows_estimated": int(details["estimated"][ok].sum()),
+            "all_rows_nll": float(-full[ok].mean()), "all_rows_nll_error": float(np.sqrt((error ** 2).sum()) / max(1, ok.sum())),
+            "all_rows_pattern_nll": float(-details["log_prob_pattern"].to_numpy(float)[ok].mean()),
+            "all_rows_independent_nll": float(-independent.mean())}
 
 
 def run_one(method: str, train: pd.DataFrame, test: pd.DataFrame, kinds: dict, seed: int, epochs: int | None,

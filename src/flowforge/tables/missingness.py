@@ -23,6 +23,7 @@ training, or an unseen pattern among many, has probability 0.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,8 @@ from .discrete import one_hot
 from .schema import Schema
 
 PRIOR_SD = 1.0  # the Gaussian prior on PatternModel's log-odds (sd 2 measured the same)
+MARGINAL_COMBINATIONS = 4096  # at most this many level combinations: P(m) summed over all of them, exactly
+MARGINAL_DRAWS = 65_536  # else P(m) is the mean of P(m | c) over this many draws of c
 ENUMERATED = 6  # at most this many blankable columns: every pattern (2**6 = 64) is a level
 
 
@@ -101,6 +104,7 @@ class PatternModel(nn.Module):
         self.register_buffer("prior", prior.double().clone())
         self.bias = nn.Parameter(self.prior.clone())
         self.weight = nn.Parameter(torch.zeros(sum(sizes), patterns, dtype=torch.float64))
+        self.register_buffer("log_marginal", torch.full((patterns,), float("nan"), dtype=torch.float64))  # log P(m): set_marginal
 
     def logits(self, categories: Tensor) -> Tensor:
         return self.bias + one_hot(categories, self.sizes).double() @ self.weight
@@ -125,6 +129,23 @@ class PatternModel(nn.Module):
 
         optimizer.step(loss)
         return self
+
+    @torch.no_grad()
+    def set_marginal(self, discrete, seed: int = 0) -> str:
+        """log P(m) = log sum_c P(c) P(m | c) under the categorical model `discrete`: exact over every
+        combination of levels when there are at most MARGINAL_COMBINATIONS, else the mean of P(m | c) over
+        MARGINAL_DRAWS draws of c (an estimate). Returns which ("exact" or "estimate")."""
+        total = int(np.prod(self.sizes)) if self.sizes else 1
+        if total <= MARGINAL_COMBINATIONS:
+            categories = torch.tensor(list(itertools.product(*[range(s) for s in self.sizes])), dtype=torch.long).reshape(total, len(self.sizes))
+            weights = discrete.log_prob(categories).double() if self.sizes else torch.zeros(1, dtype=torch.float64)
+            how = "exact"
+        else:
+            categories = discrete.sample(MARGINAL_DRAWS, torch.Generator().manual_seed(seed))
+            weights = torch.full((len(categories),), -math.log(len(categories)), dtype=torch.float64)
+            how = "estimate"
+        self.log_marginal = torch.logsumexp(weights[:, None] + self.logits(categories).log_softmax(1), 0)
+        return how
 
     @torch.no_grad()
     def sample(self, categories: Tensor, generator: torch.Generator) -> Tensor:

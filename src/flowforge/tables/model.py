@@ -33,7 +33,8 @@ from .infer import infer_schema
 from .latent import from_latents
 from .missingness import PatternModel, Patterns, pattern_prior
 from .schema import Schema
-from .scoring import score
+from .observed import estimate
+from .scoring import joint_log_prob, score
 from .support import at_precision, decimals_of, is_dequantised
 from .training import (
     DEFAULT_STEPS,
@@ -47,6 +48,7 @@ from .training import (
     with_blank_levels,
 )
 
+KEEP_TEST_SAMPLES = 256  # importance draws per incomplete row in small.keep_trained's test
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
 
@@ -120,11 +122,17 @@ class TableFlow:
         modelled = self._fit_patterns(df, encoded) if self.missing == "model" else keep
         all_codes = torch.from_numpy(encoded.codes[modelled])
         all_train, all_val = split(len(all_codes), self.val_fraction, self.seed)
+        # the tail mixture's Gaussian (fitted to the complete rows; no random draws but its own generator's)
+        self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
+        incomplete = modelled & ~keep  # missing="model": rows the flow never sees, evidence in small.keep_trained
+        self._held_out = (encoded.codes[incomplete], encoded.continuous[incomplete])
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
             self._fit_discrete(all_codes, all_train, all_val)
+            if getattr(self, "pattern_model", None) is not None:
+                self.metrics["patterns"]["marginal"] = self.pattern_model.set_marginal(self.discrete, self.seed)
             self._fit_continuous(x, codes, train, val)
-        self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
+        del self._held_out
         self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
                          if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
         blank = notices.blank_cells(self.schema, df)
@@ -192,7 +200,8 @@ class TableFlow:
                           seed=self.seed, patience=self.patience, progress=False, **context)
         self.flow.eval()
         stayed = history.best_step == 0
-        test = small.keep_trained(self.flow, initial, y_val, c_val, len(val)) if len(train) < SMALL_TABLE_ROWS and not stayed else None
+        extra = self._incomplete_log_prob if len(self._held_out[0]) else None
+        test = small.keep_trained(self.flow, initial, y_val, c_val, len(val), extra) if len(train) < SMALL_TABLE_ROWS and not stayed else None
         self.metrics["flow"] = {"best_step": history.best_step, "best_val_nll": history.best_val_nll,
                                 "start_val_nll": history.val_nll[0] if history.val_nll else None,
                                 "stayed_at_gaussian": stayed, "dequantised_copies": copies, "lr": lr,
@@ -203,12 +212,21 @@ class TableFlow:
                                            f"the {start} Gaussian fitted to the rows, so the flow kept it")
         if test is not None:
             self.metrics["flow"].update(validation_gain=test["gain"], validation_gain_error=test["gain_error"])
+        if test is not None and extra is not None:
+            self.metrics["flow"]["incomplete_rows_tested"] = test["rows"] - len(val)
+        incomplete = f" and the {test['rows'] - len(val)} training rows with blank numbers" if test is not None and extra is not None else ""
         if test is not None and not test["kept"]:
             self.metrics["flow"].update(stayed_at_gaussian=True, why=(
-                f"on its {len(val)} validation rows the trained flow (best at step {history.best_step}) was not clearly better "
+                f"on its {len(val)} validation rows{incomplete} the trained flow (best at step {history.best_step}) was not clearly better "
                 f"than its start, the full-covariance Gaussian of the {len(train)} training rows (mean gain "
                 f"{test['gain']:.2f} +- {test['gain_error']:.2f} nats per row; kept above {test['margin']:.2f} standard errors): "
                 "too few rows to tell a flow's extra shape from chance, so the flow was reset to that Gaussian"))
+
+    def _incomplete_log_prob(self) -> np.ndarray:
+        """log p of the observed cells of the training rows with blank numbers under the flow as it is now
+        (importance sampling with fixed draws, so two states of the flow are compared on the same draws)."""
+        codes, x = self._held_out
+        return estimate(self, codes, x, joint_log_prob, samples=KEEP_TEST_SAMPLES, seed=self.seed + 3)[0]
 
     def _likelihood_kind(self) -> dict[str, Any]:
         dequantised = [c.name for c in self.schema.continuous if is_dequantised(c)]
@@ -230,22 +248,22 @@ class TableFlow:
 
     @torch.no_grad()
     def log_prob_pattern(self, df: pd.DataFrame) -> np.ndarray:
-        """(n,) log P(blank pattern | categories) of each row (missing="model"): which numeric cells
-        are blank. log_prob(df) + log_prob_pattern(df) is the log-probability of the row as it is,
-        blanks included. 0 for every row of a model without blank numeric cells in training; -inf for
-        a blank where training had none; NaN where a category is unseen or blank (not a level)."""
+        """(n,) log P(m) of each row's blank pattern m, which numeric cells are blank (missing="model";
+        P(m) = sum over the categories c of P(c) P(m | c)). log_prob(df), the density of a row's cells
+        given m, plus log_prob_pattern(df) is the log-probability of the row as it is, blanks included.
+        0 for the complete rows of a model whose training rows had no blank numeric cell; -inf for a
+        blank where training had none."""
         self._check_fitted()
         if self.missing != "model":
             raise FlowforgeError(f"log_prob_pattern: this TableFlow was fitted with missing={self.missing!r}; "
                                  "only missing='model' models which cells are blank")
         encoded = encode(self.schema, df)
         pattern = self.patterns.codes(self.schema, np.isnan(encoded.continuous))
-        known = (encoded.codes >= 0).all(1) & (pattern >= 0)
-        out = np.where((encoded.codes >= 0).all(1), -np.inf, np.nan)
+        out = np.full(len(df), -np.inf)
         if self.pattern_model is None:
-            out[known] = 0.0
-        elif known.any():
-            out[known] = self.pattern_model.log_prob(torch.from_numpy(encoded.codes[known]), torch.from_numpy(pattern[known])).numpy()
+            out[pattern >= 0] = 0.0
+        else:
+            out[pattern >= 0] = self.pattern_model.log_marginal.numpy()[pattern[pattern >= 0]]
         return out
 
     @torch.no_grad()

@@ -7,6 +7,10 @@
     a blank continuous cell:       NaN (a flow's marginal over some of its inputs has no closed form),
                                    or with missing="model" an importance-sampling estimate of the
                                    density of the observed cells, with its standard error (observed.py)
+
+With missing="model" every row's log p is conditional on its blank pattern m, log p(c, y_obs | m)
+(pattern_shift): a complete row's is the density of complete rows, as missing="drop" fits it, and
+log P(m) is TableFlow.log_prob_pattern.
 """
 from __future__ import annotations
 
@@ -25,6 +29,19 @@ from .latent import has_dequantised, mean_exp, scoring_noise, to_latents
 from .observed import IMPORTANCE_SAMPLES, estimate
 
 MAX_COMBINATIONS = 4096  # rows whose blank categorical cells have more level combinations than this get NaN
+
+
+def pattern_shift(model, codes: torch.Tensor, pattern: np.ndarray | int) -> torch.Tensor:
+    """missing="model": log P(m | c) - log P(m), which turns log p(c, y_obs) into log p(c, y_obs | m), the
+    density of the cells a row has given which it has (zeros otherwise, and for a pattern of probability 0)."""
+    pattern_model = getattr(model, "pattern_model", None)
+    if pattern_model is None:
+        return torch.zeros(len(codes), dtype=torch.float64)
+    pattern = torch.as_tensor(np.broadcast_to(pattern, (len(codes),)).copy(), dtype=torch.long)
+    known = pattern >= 0
+    shift = torch.zeros(len(codes), dtype=torch.float64)
+    shift[known] = pattern_model.log_prob(codes[known], pattern[known]) - pattern_model.log_marginal[pattern[known]]
+    return shift
 
 
 def joint_log_prob(model, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -51,13 +68,16 @@ def log_prob_rows(model, codes_np: np.ndarray, x_np: np.ndarray) -> np.ndarray:
     for s in range(samples):
         y, logabsdet = to_latents(model.schema, torch.from_numpy(x_np), u[s])
         logs.append(joint_log_prob(model, codes, y) + logabsdet)
-    return mean_exp(torch.stack(logs)).numpy()
+    complete = model.patterns.levels.index((False,) * len(model.patterns.columns)) if getattr(model, "pattern_model", None) else 0
+    return (mean_exp(torch.stack(logs)) + pattern_shift(model, codes, complete)).numpy()
 
 
 def observed_rows(model, codes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows with blank continuous cells (NaN in x), in-support, categories known: the importance-
     sampling estimate of the density of their observed cells and its standard error (observed.py)."""
-    return estimate(model, codes, x, joint_log_prob, seed=model.seed + 2)
+    log_p, error = estimate(model, codes, x, joint_log_prob, seed=model.seed + 2)
+    pattern = model.patterns.codes(model.schema, np.isnan(x)) if getattr(model, "pattern_model", None) else -1
+    return log_p + pattern_shift(model, torch.from_numpy(codes), pattern).numpy(), error
 
 
 def marginal(model, codes: np.ndarray, x: np.ndarray) -> float:

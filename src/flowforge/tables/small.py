@@ -12,12 +12,20 @@ averaged over its dequantised copies):
 t(m - 1) the 97.5% quantile of Student's t with m - 1 degrees of freedom (a one-sided test at 2.5%:
 3.18 for mtcars' 4 validation rows, 2.0 from 30 rows on)
 
+With missing="model" the training rows with blank numeric cells, which the flow never trains on,
+join the validation rows: gain_i is then the difference of importance-sampling estimates of the
+log-density of their observed cells (the same draws under both flows). On airquality (80/20
+splits) the validation rows alone reset the flow at seeds 0, 1 and 2 (gains 0.33 +- 0.19,
+0.47 +- 0.26, 0.25 +- 0.14 nats on 14 rows), and the 31-35 incomplete rows gained 0.41 +- 0.10,
+0.11 +- 0.12, 0.22 +- 0.06.
+
 else the start is restored (its learned parameters; fitted buffers such as the whitening stay)
 and metrics say so, with the numbers.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -47,20 +55,27 @@ def row_nll(flow: Flow, y: Tensor, context: Tensor | None, rows: int) -> np.ndar
     return nll.reshape(-1, rows).mean(0).numpy()
 
 
-def keep_trained(flow: Flow, start: dict[str, Tensor], y_val: Tensor, c_val: Tensor | None, rows: int) -> dict[str, float | bool]:
+def keep_trained(flow: Flow, start: dict[str, Tensor], y_val: Tensor, c_val: Tensor | None, rows: int,
+                 extra: Callable[[], np.ndarray] | None = None) -> dict[str, float | bool]:
     """Restore the start unless the trained flow beats it clearly on the validation rows; what was
-    measured: kept, the mean gain per row and its standard error (nats)."""
+    measured: kept, the mean gain per row and its standard error (nats). `extra`: the log-likelihoods
+    of more rows the flow never trained on under its current parameters (missing="model": the
+    observed cells of the rows with blank numbers); their gains join the validation rows' in the test."""
     flow.eval()
     trained = row_nll(flow, y_val, c_val, rows)
+    trained_extra = extra() if extra is not None else np.zeros(0)
     learned = copy.deepcopy({name: value.detach().clone() for name, value in flow.named_parameters()})
     with torch.no_grad():
         for name, value in flow.named_parameters():
             value.copy_(start[name])
     gain = row_nll(flow, y_val, c_val, rows) - trained
+    if extra is not None:
+        gain = np.concatenate([gain, trained_extra - extra()])
+    rows = len(gain)
     error = float(gain.std(ddof=1) / np.sqrt(rows)) if rows > 1 else float("inf")
     kept = bool(rows > 1 and np.isfinite(gain).all() and gain.mean() > margin(rows) * error)
     if kept:
         with torch.no_grad():
             for name, value in flow.named_parameters():
                 value.copy_(learned[name])
-    return {"kept": kept, "gain": float(gain.mean()), "gain_error": error, "margin": margin(rows)}
+    return {"kept": kept, "gain": float(gain.mean()), "gain_error": error, "margin": margin(rows), "rows": rows}
