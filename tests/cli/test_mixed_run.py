@@ -48,7 +48,10 @@ def test_train_on_a_mixed_table_writes_its_schema_and_a_likelihood(table_run, ca
     assert kinds["Unnamed: 0"] == "identifier"  # the index column is left out, not trained on
     metrics = json.loads((folder / "metrics.json").read_text())
     assert math.isfinite(metrics["test_nll"]) and metrics["n_test"] == 48
-    assert metrics["rows_dropped_for_missing"] + metrics["n_test"] - metrics["n_test_scored"] == 2  # blank rows: dropped or unscored
+    # --missing model (the default): no row dropped; held-out rows with a blank price get estimates, outside test_nll
+    assert metrics["rows_dropped_for_missing"] == 0 and metrics["n_test"] - metrics["n_test_scored"] == metrics["n_test_estimated"]
+    assert metrics["table"]["flow_rows"] + 2 - metrics["n_test_estimated"] == metrics["n_train"]
+    assert metrics["n_test_with_pattern"] == 48 and math.isfinite(metrics["test_nll_with_pattern"])
     assert metrics["missing_cells"] == {"price": 2}
     assert metrics["likelihood"] == "lower bound" and "day" in metrics["dequantised"]
 
@@ -59,7 +62,7 @@ def test_samples_keep_the_columns_types_and_supports_and_score_back(table_run, c
     samples = pd.read_csv(place / "s.csv")
     assert list(samples.columns) == list(pd.read_csv(place / "shop.csv").columns)
     assert set(samples["cut"]) <= {"Fair", "Good", "Ideal"}
-    assert (samples["price"] > 0).all() and samples["share"].between(0, 1).all()
+    assert (samples["price"].dropna() > 0).all() and samples["share"].between(0, 1).all()  # price has blank cells, as in training
     assert (samples["items"] == samples["items"].round()).all() and (samples["items"] >= 0).all()
     assert pd.to_datetime(samples["day"]).notna().all()
     assert main(["score", str(folder), "--data", str(place / "s.csv"), "--out", str(place / "scores.npy")]) == 0

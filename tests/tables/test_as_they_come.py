@@ -111,7 +111,7 @@ def test_dropping_most_rows_is_said_loudly_with_what_keeps_them() -> None:
     df.loc[df.index[:30], "vore"] = None
     df.loc[df.index[20:70], "cycle"] = np.nan
     with pytest.warns(UserWarning) as record:
-        model = TableFlow(**TINY).fit(df)
+        model = TableFlow(missing="drop", **TINY).fit(df)
     text = " ".join(str(w.message) for w in record)
     assert "MOST ROWS DROPPED: only 10 of 80 rows are complete" in text
     assert "blank cells per column: {'vore': 30, 'cycle': 50}" in text
@@ -121,7 +121,7 @@ def test_dropping_most_rows_is_said_loudly_with_what_keeps_them() -> None:
     level = quiet_fit(df, missing="level")
     assert level.metrics["blank_cells"] == {"cycle": 50} and level.metrics["blank_levels"] == {"vore": 30}
     assert level.metrics["rows_dropped"] == 50
-    ignored = quiet_fit(df, schema=infer_schema(df, overrides="cycle:ignored"))  # what the notice suggests
+    ignored = quiet_fit(df, missing="drop", schema=infer_schema(df, overrides="cycle:ignored"))  # what the notice suggests
     assert ignored.metrics["rows_dropped"] == 30 and ignored.sample(4)["cycle"].isna().all()
 
 

@@ -70,7 +70,7 @@ def is_table_run(run: str | os.PathLike) -> bool:
 
 
 def train_table_run(config: TrainConfig, columns: str | None = None, schema_file: str | None = None,
-                    missing: str = "drop") -> RunResult:
+                    missing: str = "model") -> RunResult:
     """Read the table, infer (or read) its schema, hold out the test rows, fit a TableFlow, write the run."""
     if config.context_columns:
         raise FlowforgeError("--context-columns is for numeric tables; a mixed table's model covers every column")
@@ -136,8 +136,10 @@ def _given_options(config: TrainConfig) -> dict[str, Any]:
 def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seconds: float) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rows held out with blank cells or unseen levels are counted below instead
-        log_prob = model.log_prob(test) if len(test) else np.zeros(0)
-    scored = np.isfinite(log_prob)
+        details = model.log_prob_details(test) if len(test) else pd.DataFrame(
+            {"log_prob": [], "estimated": [], "standard_error": [], "log_prob_pattern": []})
+    log_prob = details["log_prob"].to_numpy(float)
+    scored = np.isfinite(log_prob) & ~details["estimated"].to_numpy(bool)  # estimates on blank rows: test_nll_observed
     fitted = model.metrics
     flow = fitted.get("flow", {})
     return {
@@ -151,8 +153,24 @@ def _metrics(model: TableFlow, df: pd.DataFrame, train: pd.DataFrame, test: pd.D
         "best_step": flow.get("best_step"), "best_val_nll": flow.get("best_val_nll"),
         "stayed_at_gaussian": flow.get("stayed_at_gaussian", False),
         "train_seconds": round(seconds, 2),
+        **(_pattern_metrics(details) if model.missing == "model" else {}),
         "table": fitted,
     }
+
+
+def _pattern_metrics(details: pd.DataFrame) -> dict[str, Any]:
+    """missing="model": every held-out row as it is. test_nll_observed is the mean NLL of the cells each row has,
+    given which (importance-sampling estimates where numbers are blank, with their standard error);
+    test_nll_pattern the mean -log P(blank pattern); test_nll_with_pattern their sum."""
+    observed, pattern = details["log_prob"].to_numpy(float), details["log_prob_pattern"].to_numpy(float)
+    ok = np.isfinite(observed + pattern)
+    if not ok.any():
+        return {"test_nll_observed": None, "test_nll_pattern": None, "test_nll_with_pattern": None, "n_test_estimated": 0}
+    error = details["standard_error"].fillna(0.0).to_numpy()[ok]
+    return {"test_nll_observed": float(-observed[ok].mean()), "test_nll_observed_error": float(np.sqrt((error ** 2).sum()) / ok.sum()),
+            "test_nll_pattern": float(-pattern[ok].mean()), "test_nll_with_pattern": float(-(observed + pattern)[ok].mean()),
+            "n_test_with_pattern": int(ok.sum()), "n_test_estimated": int(details["estimated"].to_numpy(bool)[ok].sum()),
+            "blank_rows_likelihood": "importance-sampling estimate (a lower bound in expectation)"}
 
 
 def report_table_run(result: RunResult) -> int:
@@ -165,6 +183,10 @@ def report_table_run(result: RunResult) -> int:
     if m["rows_dropped_for_missing"]:
         print(f"rows with blank cells left out of training: {m['rows_dropped_for_missing']} of {m['n_train']} training rows "
               f"(blank cells per column in those {m['n_train']} rows: {m['blank_cells_dropping_rows']})")
+    if m.get("test_nll_with_pattern") is not None and m["n_test_estimated"]:
+        print(f"held-out rows with their blank cells: {m['test_nll_with_pattern']:.4f} nats = {m['test_nll_observed']:.4f} "
+              f"(+- {m['test_nll_observed_error']:.4f}, importance sampling on {m['n_test_estimated']} rows with blank numbers) "
+              f"for the cells they have + {m['test_nll_pattern']:.4f} for which are blank ({m['n_test_with_pattern']} rows)")
     if m["blank_cells_as_level"]:
         print(f"blank categorical cells modelled as a level of their own: {m['blank_cells_as_level']}")
     if m["stayed_at_gaussian"]:

@@ -83,8 +83,10 @@ def _add_table_arguments(p: argparse.ArgumentParser) -> None:
                        help="column kinds for a table of mixed columns, overriding the inferred ones: real, positive, nonnegative, "
                             "bounded(LOW,HIGH), integer, categorical, datetime, identifier, ignored (left out), e.g. price:positive,cut:categorical")
     kinds.add_argument("--schema", metavar="FILE", help="a table's schema as JSON (the 'schema' entry of a table run's config.json)")
-    p.add_argument("--missing", choices=MISSING, default="drop",
-                   help="blank cells of a mixed table: drop their rows from training, with the counts printed, or level: a blank category is a level of its own (blank numbers still drop the row; default drop)")
+    p.add_argument("--missing", choices=MISSING, default="model",
+                   help="blank cells of a mixed table: model (default): blank categories are a level and which numeric cells are blank is "
+                        "modelled, samples have blank cells, the flow learns from the complete rows; drop: rows with blank cells are left "
+                        "out, with the counts printed; level: a blank category is a level of its own, blank numbers drop the row")
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -62,7 +62,7 @@ class TableFlow:
             context_features = the categories' one-hots.
         seed: the validation split, initial weights, dequantisation noise and training order.
         steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
-        missing: "drop" rows with blank cells (their counts, per column, in a warning);
+        missing: "model" (the default; below), "drop" rows with blank cells (their counts, per column, in a warning);
             "level": blank categorical cells are a level of their own (blank numbers still drop);
             "model": blank categories are a level and which numeric cells are blank is modelled,
             P(pattern | categories) (missingness.py), on every row; the flow learns from the
@@ -83,7 +83,7 @@ class TableFlow:
     model: str = "nsf"
     seed: int = 0
     steps: int | None = None
-    missing: str = "drop"
+    missing: str = "model"
     layers: int | None = None
     hidden: tuple[int, ...] | None = None
     lr: float | None = None
