@@ -21,7 +21,7 @@ from .report import finish
 from .resume import prepare_resume
 from .training import train_run
 
-MISSING = ("drop", "level")
+MISSING = ("drop", "level", "model")
 RESUME_OPTIONS = ("--steps", "--save-every", "--threads", "--device", "--no-progress")  # what a resumed run may change
 RESUME_APPLIES = f"only {', '.join(RESUME_OPTIONS[:-1])} and {RESUME_OPTIONS[-1]} apply"
 

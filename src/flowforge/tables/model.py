@@ -32,8 +32,8 @@ from .encode import decode, encode
 from .infer import infer_schema
 from .latent import from_latents
 from .missingness import PatternModel, Patterns, pattern_prior
-from .schema import Schema
 from .observed import estimate
+from .schema import Schema
 from .scoring import joint_log_prob, score
 from .support import at_precision, decimals_of, is_dequantised
 from .training import (
