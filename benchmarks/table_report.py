@@ -110,8 +110,8 @@ def report(args: argparse.Namespace, results: dict, header: str) -> str:
               f"defaults, except CTGAN/TVAE at {args.epochs} epochs (SDV's default is 300). Synthetic rows: as many as the "
               "training rows (the C2ST uses as many as the held-out rows). Quality and C2ST compare with the held-out rows; "
               "outside support counts synthetic cells against the training column (benchmarks/table_metrics.py). "
-              "TableFlow drops rows with blank cells (missing=\"drop\") and samples none, where SDV's methods reproduce blanks; "
-              "its NLL is a lower bound where integers are dequantised. Rerun: `python benchmarks/tables.py --results "
+              "TableFlow models which cells are blank (missing=\"model\", its default; runs before 2026-12-08 dropped rows with "
+              "blank cells and sampled none); its NLL covers the complete held-out rows and is a lower bound where integers are dequantised. Rerun: `python benchmarks/tables.py --results "
               "benchmarks/RESULTS.md`." + (f" Subsampled: {notes}." if notes else ""))
     parts = [f"{REPORT_HEADING}{header}", "", method, "", sample_table(results)]
     if likelihood_table(results):
