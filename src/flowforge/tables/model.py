@@ -62,12 +62,13 @@ class TableFlow:
             context_features = the categories' one-hots.
         seed: the validation split, initial weights, dequantisation noise and training order.
         steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
-        missing: "model" (the default; below), "drop" rows with blank cells (their counts, per column, in a warning);
-            "level": blank categorical cells are a level of their own (blank numbers still drop);
-            "model": blank categories are a level and which numeric cells are blank is modelled,
-            P(pattern | categories) (missingness.py), on every row; the flow learns from the
-            complete rows; samples have blank cells, and log_prob of a row with blank numbers is an
-            importance-sampling estimate of its observed cells' density (observed.py).
+        missing: "model" (the default): blank categories are a level and which numeric cells are
+            blank is modelled, P(pattern | categories) (missingness.py), on every row; the flow
+            learns from the complete rows; samples have blank cells, and log_prob of a row with
+            blank numbers is an importance-sampling estimate of its observed cells' density
+            (observed.py). "drop": rows with blank cells are left out (their counts, per column,
+            in a warning). "level": blank categorical cells are a level of their own (blank numbers
+            still drop the row).
         layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
             training rows and 128x128 above, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
@@ -241,7 +242,9 @@ class TableFlow:
     def log_prob(self, df: pd.DataFrame) -> np.ndarray:
         """(n,) float64 log p(row) in nats on the original scale (scoring.py): -inf for unseen levels
         or values outside a support, the exact marginal over blank categorical cells, NaN for blank
-        continuous cells, each with a warning naming the rows. Dequantised columns make it a lower
+        continuous cells (missing="model": an importance-sampling estimate of the density of the
+        row's other cells given which are blank; log_prob_details has its standard error), each with
+        a warning naming the rows. Dequantised columns make it a lower
         bound in expectation (metrics["likelihood"])."""
         self._check_fitted()
         return score(self, df)[0]
