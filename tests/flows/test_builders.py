@@ -223,3 +223,25 @@ def test_a_bound_must_be_finite_and_positive(model: str, bound) -> None:
     """bound=0 made every log_prob -inf and fit blame the learning rate."""
     with pytest.raises(FlowforgeError, match="bound must be a finite positive number"):
         flowforge.build_model(model, features=2, layers=1, hidden=(8,), bound=bound)
+
+
+@pytest.mark.parametrize("features", [3, 5, 7])
+@pytest.mark.parametrize("build", [
+    lambda d: flowforge.RealNVP(d, layers=4, hidden=(8,)),
+    lambda d: flowforge.RealNVP(d, layers=4, hidden=(8,), mask="alternating"),
+    lambda d: flowforge.NICE(d, layers=4, hidden=(8,)),
+    lambda d: flowforge.NSF(d, layers=4, hidden=(8,), bins=4, permute="reverse"),
+], ids=["realnvp", "realnvp-alternating", "nice", "nsf-reverse"])
+def test_couplings_with_reverse_transform_every_feature_of_an_odd_row(build, features):
+    """With random conditioner weights, no output may be a copy of one input: each row of the
+    Jacobian has an entry off its one largest (a feature no coupling transforms keeps a one-hot row)."""
+    torch.manual_seed(0)
+    flow = build(features).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.normal_(0.0, 0.3)
+    x = torch.randn(features, dtype=torch.float64)
+    jacobian = torch.autograd.functional.jacobian(lambda v: flow.encode(v[None])[0], x)
+    rows = jacobian.abs()
+    off_peak = rows.sum(1) - rows.max(1).values
+    assert (off_peak > 1e-6 * rows.max(1).values).all(), jacobian

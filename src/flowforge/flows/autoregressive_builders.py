@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import Tensor
+
 from ..errors import FlowforgeError
 from ..transforms import Inverse, LULinear, Permutation, Reverse, Transform, half_mask
 from ..transforms.autoregressive import MaskedAutoregressive
 from ..transforms.coupling import Coupling
 from ..transforms.maps import AffineMap, ElementwiseMap, SplineMap
-from .builders import assemble, check_sizes, interleave, mlp_factory
+from .builders import assemble, check_sizes, interleave, layer_mask, mlp_factory
 from .flow import Flow
 from .registry import register
 from .torus import torus_flow
@@ -162,7 +164,10 @@ def NSF(
         steps = autoregressive_steps(features, layers, map_fn, hidden, context_features, activation, residual, permute, seed)
         return assemble(features, steps, base, standardize, context_features, memory)
     factory = mlp_factory(hidden, context_features, activation)
-    steps = interleave(layers, lambda i: [Coupling(half_mask(features), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
+    def mask(i: int) -> Tensor:  # after a Reverse, the reversed complement (builders.layer_mask)
+        return layer_mask(half_mask, features, i) if permute == "reverse" else half_mask(features)
+
+    steps = interleave(layers, lambda i: [Coupling(mask(i), factory, map_fn)], lambda i: _mixer(permute, features, seed + i))
     return assemble(features, steps, base, standardize, context_features, memory)
 
 

@@ -5,7 +5,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..distributions import ConditionalDiagNormal, DiagNormal, StandardNormal
 from ..distributions.mixture import MixtureOfGaussians
@@ -25,6 +25,7 @@ from ..transforms import (
     Whiten,
     alternating_mask,
     half_mask,
+    reversed_complement,
 )
 from ..transforms.recompute import InvertibleCompose
 from .flow import Flow
@@ -75,6 +76,14 @@ def interleave(layers: int, step: Callable[[int], list[Transform]], mixer: Calla
     for i in range(layers):
         out += ([mixer(i)] if i > 0 else []) + step(i)
     return out
+
+
+def layer_mask(make_mask: Callable[[int], Tensor], features: int, i: int) -> Tensor:
+    """The mask of coupling i in a stack with a Reverse between layers: make_mask's on even
+    layers, its reversed complement on odd ones, so every feature is transformed (with an odd
+    number of features, the same mask each time would leave one feature or a half untouched)."""
+    mask = make_mask(features)
+    return mask if i % 2 == 0 else reversed_complement(mask)
 
 
 def assemble(
@@ -132,7 +141,7 @@ def RealNVP(
     factory = mlp_factory(hidden, context_features, activation)
 
     def step(i: int) -> list[Transform]:
-        coupling = AffineCoupling(make_mask(features), factory, bound=bound)
+        coupling = AffineCoupling(layer_mask(make_mask, features, i), factory, bound=bound)
         return [coupling] if norm_layer is None else [coupling, norm_layer(features)]
 
     steps = interleave(layers, step, lambda i: Reverse())
@@ -159,7 +168,7 @@ def NICE(
     check_sizes(features, layers, hidden, context_features, "nice")
     make_mask = choose(MASKS, mask, "mask")
     factory = mlp_factory(hidden, context_features, activation)
-    steps = interleave(layers, lambda i: [AdditiveCoupling(make_mask(features), factory)], lambda i: Reverse())
+    steps = interleave(layers, lambda i: [AdditiveCoupling(layer_mask(make_mask, features, i), factory)], lambda i: Reverse())
     steps.append(DiagonalScale(features))
     return assemble(features, steps, base, standardize, context_features, memory)
 

@@ -4,7 +4,7 @@ from .base import Compose, CouplingTransform, Inverse, Transform
 from .block_autoregressive import BlockNeuralAutoregressive
 from .circular import AngleFeatures, CircularSplineMap, CircularStandardize, MixedSplineMap, WrapAngles
 from .conv import ActNorm2d, Conv1x1
-from .coupling import AdditiveCoupling, AffineCoupling, Coupling, alternating_mask, half_mask
+from .coupling import AdditiveCoupling, AffineCoupling, Coupling, alternating_mask, half_mask, reversed_complement
 from .dequantize import Dequantize, Logit, VariationalNoise
 from .image_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from .linear import LULinear
@@ -66,4 +66,5 @@ __all__ = [
     "checkerboard_mask",
     "half_mask",
     "rational_quadratic_spline",
+    "reversed_complement",
 ]

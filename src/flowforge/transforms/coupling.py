@@ -32,6 +32,14 @@ def half_mask(features: int, first: bool = True) -> Tensor:
     return mask
 
 
+def reversed_complement(mask: Tensor) -> Tensor:
+    """The mask for the coupling after a Reverse: it keeps, in the reversed order, exactly what
+    `mask` transformed, so two layers with a Reverse between them transform every feature.
+    With an odd number of features, reusing `mask` itself would keep the middle feature in both
+    (half_mask) or the same half (alternating_mask) forever."""
+    return (1 - mask).flip(0)
+
+
 class Coupling(CouplingTransform):
     """Coupling layer: where mask = 1, x passes through and conditions an elementwise map of the rest.
 
