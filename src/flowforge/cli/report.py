@@ -31,5 +31,11 @@ def _report(result: RunResult) -> None:
     test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f} nats"
     print(f"run folder: {result.folder}")
     print(f"test_nll: {test_nll} ({m['n_test']} held-out rows; {m['steps_run']} steps in {m['train_seconds']:.1f} s)")
+    if m.get("test_nll_dominated_by"):
+        worst = m["test_nll_dominated_by"]
+        print(f"flowforge: warning: one held-out row (row {worst['test_row']} of the test split) scores {worst['nll']:.4g} nats "
+              f"against a median of {m['test_nll_median']:.4f}: it makes most of test_nll, which is "
+              f"{worst['mean_without_it']:.4f} without it; compare models by the median too (metrics.json: test_nll_median)",
+              file=sys.stderr)
     if m.get("test_bpd") is not None:
         print(f"test_bpd: {m['test_bpd']:.4f} bits/dim on the pixel scale")

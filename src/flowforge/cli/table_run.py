@@ -19,7 +19,8 @@ from .. import __version__, data
 from ..data.datasets import split_indices, subset_indices
 from ..errors import FlowforgeError
 from ..flows import Flow, build_model, count_parameters
-from ..train.evaluate import mean_nll
+from ..train import distributed
+from ..train.evaluate import mean_nll, row_nll
 from ..train.history import History
 from ..train.rows import NpyRows
 from .circular import circular_positions
@@ -102,7 +103,7 @@ def table_metrics(flow: Flow, history: History, train: Any, test: Any, test_cont
     .npy file streamed from disk: the test NLL is then read from disk a batch at a time."""
     tail = history.train_nll[-max(1, len(history.train_nll) // 50):]
     return {
-        "test_nll": finite(mean_nll(flow, test, test_context)) if len(test) else None,  # --test-fraction 0
+        **test_nll_metrics(flow, test, test_context),
         "train_nll": finite(np.mean(tail)) if tail else None,  # mean loss over the last ~2% of steps
         "best_val_nll": finite(history.best_val_nll),
         "best_step": history.best_step,
@@ -115,6 +116,25 @@ def table_metrics(flow: Flow, history: History, train: Any, test: Any, test_cont
         "features": int(train.shape[1]),
         "parameters": count_parameters(flow),
     }
+
+
+def test_nll_metrics(flow: Flow, test: Any, test_context: Any = None) -> dict[str, Any]:
+    """test_nll (the mean over the held-out rows), its median (one float64 per held-out row, also
+    when they are streamed from a .npy file) and `test_nll_dominated_by`: the worst row, when that
+    one row makes at least half of a gap of more than a nat between the mean and the median (a
+    user comparing models by the mean would be comparing that row)."""
+    if not len(test):  # --test-fraction 0
+        return {"test_nll": None}
+    if distributed.is_distributed():  # each rank holds a shard: the mean alone, summed across ranks
+        return {"test_nll": finite(mean_nll(flow, test, test_context))}
+    nll = row_nll(flow, test, test_context).numpy()
+    mean, median = float(nll.mean()), float(np.median(nll))
+    metrics = {"test_nll": finite(mean), "test_nll_median": finite(median)}
+    worst = int(np.argmax(nll)) if np.isfinite(nll).all() else None
+    if worst is not None and mean - median > 1.0 and (nll[worst] - median) / len(nll) >= (mean - median) / 2:
+        metrics["test_nll_dominated_by"] = {"test_row": worst, "nll": float(nll[worst]),
+                                            "mean_without_it": float(np.delete(nll, worst).mean())}
+    return metrics
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,26 @@ from .history import TrainState, clone_state
 
 
 @torch.no_grad()
+def row_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> Tensor:
+    """Each row's negative log-likelihood (nats, float64 on the CPU) under `flow` in eval mode,
+    on this process's rows only (mean_nll is the one that sums across ranks)."""
+    check_int("batch_size", batch_size, 1)
+    data = as_data(data, "data", flow.event_shape)
+    context = as_data(context, "context") if context is not None else None
+    check_same_rows(data, context, "data", "context")
+    dtype, device = flow._anchor().dtype, flow._anchor().device
+    data, context = to_flow_dtype(data, dtype, "data"), to_flow_dtype(context, dtype, "context")
+    was_training = flow.training
+    flow.eval()
+    parts = []
+    for part in torch.arange(data.shape[0]).split(batch_size):
+        c = context[part].to(device) if context is not None else None
+        parts.append(-flow.log_prob(data[part].to(device), c).double().cpu())
+    flow.train(was_training)
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+@torch.no_grad()
 def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> float:
     """Mean negative log-likelihood (nats) of `data` (a tensor, array or .npy path) under `flow`
     in eval mode, over all ranks.
