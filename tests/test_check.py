@@ -13,7 +13,7 @@ from torch import Tensor
 import flowforge
 from flowforge import Flow, StandardNormal
 from flowforge.cli import main
-from flowforge.health import measure, table
+from flowforge.health import far_sample_share, measure, table
 from flowforge.transforms import Compose, Reverse, Transform
 
 TINY = ["--data", "moons", "--n", "500", "--steps", "30", "--layers", "2", "--hidden", "16", "--batch-size", "128", "--no-progress"]
@@ -70,6 +70,7 @@ def test_check_a_run_on_its_held_out_split(run: Path, capsys) -> None:
     assert 0 < record["round_trip_max"] < 1e-5 and record["round_trip_median"] <= record["round_trip_max"]
     assert record["logdet_gap_max"] < 1e-4 and record["max_layer_scale"] == max(layer["scale"] for layer in record["layers"])
     assert [layer["name"] for layer in record["layers"]] == ["Whiten", "AffineCoupling", "Reverse", "AffineCoupling"]
+    assert 0 <= record["far_sample_share"] < 0.01
 
 
 def test_float64_runs_the_whole_flow_in_float64(run: Path, capsys) -> None:
@@ -165,3 +166,26 @@ def test_rows_failing_in_float32_only_are_told_apart_from_defects(far_rows: int,
     found = float32_only_rows(flow, x, None, torch.ones(2), tolerance=1e-3, logdet_tolerance=1e-2)
     assert found == (list(range(far_rows)) if forgiven else [])
     assert measure(flow, x).round_trip_max > 1e-3  # each case does fail in float32
+
+
+def test_samples_far_beyond_the_data_are_counted() -> None:
+    """A standard normal flow against data a thousand times narrower: nearly every sampled cell lies
+    more than 10 of the data's standard deviations outside its range; against data like its own
+    samples, none does."""
+    flow = Flow(Compose([Doubling()]), StandardNormal((2,)))  # samples N(0, 4)
+    narrow = torch.rand(500, 2) * 1e-3
+    assert far_sample_share(flow, narrow) > 0.9
+    like_it = 2 * torch.randn(500, 2)
+    assert far_sample_share(flow, like_it) == 0.0
+
+
+def test_check_fails_a_run_whose_samples_leave_the_data(tmp_path: Path, capsys) -> None:
+    """moons' flow checked against data a thousand times narrower than moons: its samples are far out."""
+    folder = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(folder)]) == 0
+    narrow = tmp_path / "narrow.csv"
+    np.savetxt(narrow, np.random.default_rng(0).uniform(0, 1e-3, size=(200, 2)), delimiter=",")
+    assert main(["check", str(folder), "--data", str(narrow)]) == 1
+    out = capsys.readouterr().out
+    assert "of sampled cells lie more than 10 standard deviations beyond" in out
+    assert json.loads((folder / "check.json").read_text())["far_sample_share"] > 0.01

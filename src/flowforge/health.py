@@ -154,6 +154,30 @@ def float32_only_rows(flow: Flow, x: Tensor, context: Tensor | None, scale: Tens
     return bad.tolist() if bool((error64 <= tolerance).all() and (gap64 <= logdet_tolerance).all()) else []
 
 
+FAR_REACH = 10.0  # column standard deviations beyond the data's range
+FAR_SHARE = 0.01  # of sampled cells: more is a defect of the flow's tails, not the data's
+
+
+@torch.no_grad()
+def far_sample_share(flow: Flow, x: Tensor, context: Tensor | None = None, n: int = 2000, seed: int = 0,
+                     reach: float = FAR_REACH) -> float:
+    """The share of sampled cells more than `reach` column standard deviations below the column's
+    smallest value in x or above its largest: a flow whose map flattens in its tails sends the
+    base's tails there (a log-likelihood on x and its round trip can both look healthy).
+    With context, one sample per row of x's context (the first n rows)."""
+    rows = x.double().flatten(1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if context is not None:
+            samples = flow.sample(min(n, len(context)), context=context[:n])
+        else:
+            samples = flow.sample(n)
+    samples = samples.double().flatten(1).cpu().nan_to_num(nan=torch.inf)
+    scale = column_scale(rows)
+    low, high = rows.amin(0) - reach * scale, rows.amax(0) + reach * scale
+    return float(((samples < low) | (samples > high)).double().mean())
+
+
 def table(health: Health) -> str:
     """The per-layer table and the flow's totals, as printed by `flowforge check`."""
     lines = [f"{'layer':<28}{'round trip':>12}{'log-det gap':>13}{'|log det|':>11}"]
