@@ -48,7 +48,7 @@ def _held_out(run: str) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     without a config.json (a bare checkpoint file): then export checks on the flow's own samples."""
     folder = RunFolder.of(run)
     record = folder.record()
-    if record is None:
+    if record is None or record.get("kind") == "target":  # fit-target runs have no data: the flow's own samples
         return None, None, ""
     table = load_split(folder.config(record))
     test, context = table.test_in_memory(CHECK_ROWS)
