@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flowforge.errors import FlowforgeError
 from flowforge.tables import infer_schema
 
 
@@ -21,3 +22,9 @@ def test_text_categories_and_coded_numbers_get_no_notice() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         infer_schema(df)
+
+
+def test_a_column_named_twice_in_overrides_is_an_error() -> None:
+    df = pd.DataFrame({"displ": np.linspace(1.5, 6.5, 30)})
+    with pytest.raises(FlowforgeError, match=r"'displ' named more than once"):
+        infer_schema(df, overrides="displ:real,displ:positive")

@@ -53,7 +53,11 @@ def parse_overrides(overrides: str | dict[str, str] | None) -> dict[str, str]:
         return {}
     if isinstance(overrides, dict):
         return {str(k): str(v).strip() for k, v in overrides.items()}
-    parsed = {m.group(1): m.group(2) for m in OVERRIDE.finditer(overrides)}
+    pairs = [(m.group(1), m.group(2)) for m in OVERRIDE.finditer(overrides)]
+    parsed = dict(pairs)
+    twice = sorted({name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1})
+    if twice:
+        raise FlowforgeError(f"overrides {overrides!r}: {', '.join(map(repr, twice))} named more than once; give each column one kind")
     if not parsed and overrides.strip():
         raise FlowforgeError(f"overrides {overrides!r}: expected 'column:kind,...' e.g. 'price:positive,depth:bounded(40,80)'")
     return parsed
