@@ -27,3 +27,16 @@ def test_config_json_records_the_model_a_table_run_trained(table_run) -> None:
     assert config["model"] == trained["model"]["model"] == "nsf"
     assert config["layers"] == trained["model"]["kwargs"]["layers"] and config["hidden"] == trained["model"]["kwargs"]["hidden"]
     assert config["lr"] == trained["lr"] and config["steps"] == 40
+
+
+def test_score_averages_the_possible_rows_and_counts_the_impossible_ones(table_run, capsys) -> None:
+    place, folder = table_run
+    rows = shop(4, seed=5)
+    rows.loc[0, "price"] = -1500.0  # outside the positive support
+    rows.loc[1, "cut"] = "Premium"  # an unseen level
+    rows.to_csv(place / "odd.csv", index=False)
+    capsys.readouterr()
+    assert main(["score", str(folder), "--data", str(place / "odd.csv"), "--out", str(place / "odd.npy")]) == 0
+    out, err = capsys.readouterr()
+    assert "over the 2 of 4 rows that score finitely (2 scoring -inf left out)" in out and "mean NLL: inf" not in out
+    assert "2 of 4 rows score -inf (the first is data row 1, from 1 without the header), impossible under the model" in err
