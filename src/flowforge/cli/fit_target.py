@@ -33,7 +33,8 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
                             description="Train a flow on an unnormalised log-density (reverse KL or an alpha-divergence) and "
                                         "report importance sampling: ESS, log Z and its standard error.")
     p.add_argument("--target", required=True, metavar="NAME|FILE.py:FUNCTION",
-                   help=f"a built-in target ({', '.join(TARGETS)}) or a function log_density(x) -> (batch,) in a Python file")
+                   help=f"a built-in target ({', '.join(TARGETS)}), or a function log_density(x) -> (batch,) or a "
+                        "flowforge.Target (which may carry the true log_z) in a Python file")
     p.add_argument("--features", type=POSITIVE_INT, help="D, the size of x (needed for a target from a file)")
     p.add_argument("--model", default="realnvp", type=str.lower, help=f"one of {', '.join(sorted(MODELS))} (default realnvp)")
     p.add_argument("--layers", type=POSITIVE_INT, default=8, help="flow layers (default 8)")
