@@ -99,7 +99,8 @@ def test_rows_that_score_minus_infinity_are_named(run: Path, tmp_path, capsys) -
     np.save(tmp_path / "far.npy", np.array([[0.0, 0.0], [1e30, 0.0], [1e20, 0.0]], np.float32))
     assert main(["score", str(run), "--data", str(tmp_path / "far.npy")]) == 0
     err = capsys.readouterr().err
-    assert "2 of 3 rows score -inf (the first is data row 2" in err and "mean NLL: inf" in err
+    assert "2 of 3 rows score -inf (the first is data row 2" in err
+    assert "over the 1 of 3 rows that score finitely (2 scoring -inf left out)" in err and "mean NLL: inf" not in err
 
 
 def test_a_text_file_named_npy_and_running_out_of_memory_are_one_line(run: Path, tmp_path, capsys, monkeypatch) -> None:

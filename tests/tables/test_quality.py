@@ -68,7 +68,7 @@ def test_some_samples_come_from_the_baseline_at_its_weight() -> None:
 
 
 @pytest.mark.parametrize(("values", "places"), [([1.0, 2.0, 3.0], 0), ([0.25, 1.5], 2), ([61.1, 59.9, 62.3], 1),
-                                                  ([math.pi, 1.0], None), ([1e6 + 0.5, 3.25], 2)])
+                                                  ([math.pi, 1.0], 7), ([1e6 + 0.5, 3.25], 2)])
 def test_decimals_of(values, places) -> None:
     assert decimals_of(np.array(values)) == places
 

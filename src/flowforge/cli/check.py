@@ -35,6 +35,7 @@ from .table_run import load_split
 
 TOLERANCE = 1e-3  # round trip, as a fraction of each column's standard deviation (pixels for images); float32 flows reach ~1e-6
 LOGDET_TOLERANCE = 1e-2  # nats; float32 sums of a few hundred log-scales stay well below
+TARGET_CHECK_ROWS = 1000  # a fit-target run's flow is checked on this many of its own samples
 STREAMED_CHECK_ROWS = 100_000  # held-out rows of a run streamed from a large .npy file that check reads
 
 
@@ -150,6 +151,11 @@ def _held_out(flow: Flow, run_folder: RunFolder) -> tuple[np.ndarray, np.ndarray
     folder, resolved = run_folder.path, run_folder.record()
     if resolved is None:
         raise FlowforgeError(f"{folder} has no config.json to regenerate the held-out split from; pass --data FILE")
+    if resolved.get("kind") == "target":  # fit-target: no data was trained on, the flow's own samples are checked
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            rows = flow.sample(TARGET_CHECK_ROWS).double().numpy()
+        return rows, None, f"{TARGET_CHECK_ROWS:,} rows sampled from the flow (a fit-target run has no data; --data FILE checks a file)"
     config, recorded = run_folder.config(resolved), resolved.get("data", {})
     path = recorded.get("path")
     if recorded.get("sha256") and path and (not Path(path).exists() or file_sha256(path) != recorded["sha256"]):

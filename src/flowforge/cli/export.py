@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import FlowforgeError
 from ..export import export_onnx
+from ..export.graphs import check_exportable
 from ..train.checkpoint import load
 from .argparse_internals import Subcommands
 from .mixed_run import is_table_run
@@ -35,6 +36,7 @@ def export(args: argparse.Namespace) -> int:
     if is_table_run(args.run):
         raise FlowforgeError(f"{args.run} is a run on a mixed table (categories, support maps); export takes runs of vector flows")
     flow = load(args.run)
+    check_exportable(flow)  # before the held-out rows are read: a refusal needs no data
     rows, context, source = _held_out(args.run) if len(flow.event_shape) == 1 else (None, None, "")
     record = export_onnx(flow, args.out, check_rows=rows, check_context=context)
     print(f"wrote {args.out}/log_prob.onnx and {args.out}/sample.onnx (ONNX opset {record['opset']})")
@@ -48,7 +50,7 @@ def _held_out(run: str) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     without a config.json (a bare checkpoint file): then export checks on the flow's own samples."""
     folder = RunFolder.of(run)
     record = folder.record()
-    if record is None:
+    if record is None or record.get("kind") == "target":  # fit-target runs have no data: the flow's own samples
         return None, None, ""
     table = load_split(folder.config(record))
     test, context = table.test_in_memory(CHECK_ROWS)

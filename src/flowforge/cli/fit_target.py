@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from .options import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .run_folder import RunFolder, finite
 
 KIND = "target"
+WEIGHTED_ROUNDS = 10  # rounds of further draws `sample --weighted` makes to replace the draws its target failed at
 
 
 def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -30,7 +33,8 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
                             description="Train a flow on an unnormalised log-density (reverse KL or an alpha-divergence) and "
                                         "report importance sampling: ESS, log Z and its standard error.")
     p.add_argument("--target", required=True, metavar="NAME|FILE.py:FUNCTION",
-                   help=f"a built-in target ({', '.join(TARGETS)}) or a function log_density(x) -> (batch,) in a Python file")
+                   help=f"a built-in target ({', '.join(TARGETS)}), or a function log_density(x) -> (batch,) or a "
+                        "flowforge.Target (which may carry the true log_z) in a Python file")
     p.add_argument("--features", type=POSITIVE_INT, help="D, the size of x (needed for a target from a file)")
     p.add_argument("--model", default="realnvp", type=str.lower, help=f"one of {', '.join(sorted(MODELS))} (default realnvp)")
     p.add_argument("--layers", type=POSITIVE_INT, default=8, help="flow layers (default 8)")
@@ -137,17 +141,28 @@ def is_target_run(run: str | Path) -> bool:
     return bool(record) and record.get("kind") == KIND
 
 
-def weighted_samples(run: str | Path, n: int, seed: int = 0) -> tuple[Any, Any]:
-    """n samples of a fit-target run's flow and their log importance weights against its target
-    (rows where the target fails are left out, as importance sampling does)."""
+def weighted_samples(run: str | Path, n: int, seed: int = 0) -> tuple[Any, Any, int]:
+    """n samples of a fit-target run's flow, their log importance weights against its target, and
+    how many draws were dropped. Rows where the target fails (NaN, +inf) are left out, as importance sampling
+    does, and replaced by further draws (at most WEIGHTED_ROUNDS rounds): fewer than n rows come back
+    only where the target fails almost everywhere the flow puts its mass."""
     from ..train import load
 
     record = RunFolder.of(run).record() or {}
     target = load_target(record["target"], record.get("features"))
     flow = load(run)
     torch.manual_seed(seed)
-    result = importance_sample(flow, target, n)
-    return result.x.numpy(), result.log_weights.numpy()
+    xs, log_weights, drawn, kept = [], [], 0, 0
+    for _ in range(WEIGHTED_ROUNDS):
+        if kept >= n or (drawn and not kept):
+            break
+        share = kept / drawn if drawn else 1.0  # the share of draws the target is defined at
+        wanted = n - kept if not drawn else math.ceil(1.2 * (n - kept) / share) + 16
+        result = importance_sample(flow, target, wanted)
+        xs.append(result.x)
+        log_weights.append(result.log_weights)
+        drawn, kept = drawn + result.drawn, kept + len(result.x)
+    return torch.cat(xs)[:n].numpy(), torch.cat(log_weights)[:n].numpy(), drawn - kept
 
 
 def write_weighted_samples(run: str, n: int, seed: int, out: str | None) -> int:
@@ -159,9 +174,12 @@ def write_weighted_samples(run: str, n: int, seed: int, out: str | None) -> int:
     if not is_target_run(run):
         raise FlowforgeError(f"--weighted is for runs of flowforge fit-target; {run} is not one")
     check_suffix(out)
-    x, log_weights = weighted_samples(run, n, seed)
+    x, log_weights, dropped = weighted_samples(run, n, seed)
     write_array(np.column_stack([x, log_weights]), out, [f"x{i}" for i in range(x.shape[1])] + ["log_weight"])
+    if len(x) < n:
+        print(f"flowforge: warning: {len(x)} of the {n} samples asked for: the target was NaN or +inf at {dropped} draws, "
+              "and further draws did not fill the rest (it fails almost everywhere the flow samples)", file=sys.stderr)
     if out:
         print(f"wrote {len(x)} samples with their log importance weights to {out}"
-              + (f" ({n - len(x)} dropped: the target was NaN or +inf there)" if len(x) < n else ""))
+              + (f" ({dropped} draws where the target was NaN or +inf were replaced by further draws)" if dropped and len(x) == n else ""))
     return 0

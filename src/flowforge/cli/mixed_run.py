@@ -35,6 +35,7 @@ from ..tables.discrete import one_hot
 from ..tables.encode import encode
 from ..tables.files import read_table, write_table
 from ..tables.latent import noise, to_latents
+from ..tables.training import DEFAULT_STEPS
 from .config import TrainConfig
 from .run_folder import RunFolder, file_sha256
 from .training import RunResult
@@ -87,7 +88,7 @@ def train_table_run(config: TrainConfig, columns: str | None = None, schema_file
     for notice in notices:
         warnings.warn_explicit(notice.message, notice.category, notice.filename, notice.lineno)
     folder = RunFolder.claim(config)
-    config = TrainConfig.from_dict({**config.to_dict(), "out": str(folder.path)})
+    config = TrainConfig.from_dict({**config.to_dict(), **_trained_options(model), "out": str(folder.path)})
     model.save(folder.path / TABLE_FOLDER)
     folder.write_record({"kind": "table", "config": config.to_dict(), "schema": schema.to_json(), "missing": missing,
                          "data": {"source": str(config.data), "sha256": file_sha256(config.data), "rows": len(df),
@@ -95,6 +96,17 @@ def train_table_run(config: TrainConfig, columns: str | None = None, schema_file
     metrics = _metrics(model, df, train, test, seconds)
     folder.write_metrics(metrics)
     return RunResult(folder.path, metrics)
+
+
+def _trained_options(model: TableFlow) -> dict[str, Any]:
+    """The options TableFlow trained its flow with (it sizes those not given from the table), so
+    config.json records the model that was trained, not the numeric path's defaults."""
+    flow = model.metrics.get("flow")
+    if not flow:  # no numeric column: only the categorical model was fitted
+        return {"model": model.model, "steps": model.steps or DEFAULT_STEPS, "batch_size": model.batch_size}
+    kwargs = flow["model"]["kwargs"]
+    return {"model": flow["model"]["model"], "layers": kwargs["layers"], "hidden": list(kwargs["hidden"]),
+            "lr": flow["lr"], "steps": model.steps or DEFAULT_STEPS, "batch_size": model.batch_size}
 
 
 def _subset(df: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:

@@ -39,12 +39,19 @@ def score(args: argparse.Namespace) -> int:
     write_array(log_prob[:, None], args.out, ["log_prob"])
     blank = np.isnan(log_prob)  # a mixed table's rows with blank numeric cells: TableFlow's warning names them
     infinite = np.isinf(log_prob)
+    table_run = is_table_run(args.run)
     if infinite.any():  # a density of 0, or one that overflows float32: far outside the training data
-        warnings.warn(f"{args.data}: {int(infinite.sum())} of {len(log_prob)} rows score -inf (the first is data row {int(np.flatnonzero(infinite)[0]) + 1}, from 1 without the header); "
-                      "their values lie far outside the data the model was trained on, or outside a layer's support", RuntimeWarning, stacklevel=2)
-    nll = -float(np.mean(log_prob[~blank])) if (~blank).any() else float("nan")
-    over = f"{len(log_prob)} rows" if not blank.any() else f"the {int((~blank).sum())} of {len(log_prob)} rows without blank cells"
-    summary = f"mean NLL: {nll:{'.4f' if abs(nll) < 1e9 else '.4g'}} nats over {over}"
+        first = int(np.flatnonzero(infinite)[0]) + 1
+        why = ("impossible under the model: the warning above names their cells" if table_run else
+               "the model gives them zero density: their values lie far outside the data it was trained on, or outside a layer's support")
+        warnings.warn(f"{args.data}: {int(infinite.sum())} of {len(log_prob)} rows score -inf (the first is data row {first}, "
+                      f"from 1 without the header), {why}; the mean NLL leaves them out", RuntimeWarning, stacklevel=2)
+    scored = ~blank & ~infinite
+    nll = -float(np.mean(log_prob[scored])) if scored.any() else float("nan")
+    left_out = [f"{int(blank.sum())} with blank cells" if blank.any() else "", f"{int(infinite.sum())} scoring -inf" if infinite.any() else ""]
+    left_out = " and ".join(part for part in left_out if part)
+    over = f"{len(log_prob)} rows" if not left_out else f"the {int(scored.sum())} of {len(log_prob)} rows that score finitely ({left_out} left out)"
+    summary = f"mean NLL: {nll:{'.4f' if abs(nll) < 1e9 else '.4g'}} nats over {over}" if scored.any() else f"mean NLL: n/a: no row scores finitely ({left_out})"
     print(summary + (f"; wrote {args.out}" if args.out else ""), file=sys.stdout if args.out else sys.stderr)
     return 0
 

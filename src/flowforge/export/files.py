@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -60,9 +61,9 @@ def export_onnx(flow: Flow, out: str | os.PathLike, check_rows: Any = None, chec
         >>> record["log_prob_max_abs_diff"] < 1e-4  # doctest: +SKIP
         True
     """
+    check_exportable(flow)
     for module in ("onnx", "onnxscript", "onnxruntime"):
         require(module)
-    check_exportable(flow)
     flow = copy.deepcopy(flow).float().cpu().eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def _export(graph: torch.nn.Module, inputs: tuple[torch.Tensor, ...], names: lis
             program = torch.onnx.export(graph, inputs, dynamo=True, input_names=names, output_names=outputs, opset_version=OPSET,
                                         dynamic_shapes=shapes, custom_translation_table=translation_table(), verbose=False)
     except Exception as error:  # noqa: BLE001 -- torch.onnx raises its own classes, with pages of text
-        first = (str(error).splitlines() or [""])[0]
+        first = (re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() or [""])[0]  # torch colours its text
         raise FlowforgeError(f"export: torch.onnx could not export {path.name} ({type(error).__name__}: {first[:300]})") from None
     atomic_write_bytes(path, lambda handle: handle.write(program.model_proto.SerializeToString()))
 

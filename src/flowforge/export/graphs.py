@@ -18,8 +18,21 @@ from ..transforms.maps import soft_clamp
 BASES = (StandardNormal, DiagNormal, ConditionalDiagNormal)
 
 
+NOT_EXPORTED = {  # models whose inverse or log-density is an iteration that stops on a tolerance: no fixed graph
+    "naf": "its inverse is a bisection search per feature",
+    "unaf": "its inverse is a bisection search per feature",
+    "bnaf": "its inverse is a bisection search per feature",
+    "resflow": "its inverse is a fixed-point iteration and its log-determinant a stochastic power series",
+    "cnf": "its log-density and samples come from an adaptive ODE solver",
+}
+
+
 def check_exportable(flow: Flow) -> None:
     """A named error for a flow that flowforge does not export, with the reason."""
+    model = (flow.spec or {}).get("model")
+    if model in NOT_EXPORTED:
+        raise FlowforgeError(f"export: {model!r} flows are not exported: {NOT_EXPORTED[model]}, which a fixed ONNX graph "
+                             "cannot hold; realnvp, nice, glow, maf, iaf, nsf and nsf-ar export")
     if len(flow.event_shape) != 1:
         raise FlowforgeError(f"export: only vector flows are exported; this flow models {flow.event_shape} images "
                              "(its log_prob dequantises pixels with random noise, which a fixed graph cannot reproduce)")

@@ -54,6 +54,29 @@ def _is_text(values: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
 
 
+def _numbers_as_text(values: pd.Series) -> bool:
+    """Text cells that all read as numbers ('12', '3.5'): Parquet, JSON or dtype=str reads of a numeric column."""
+    present = values.dropna()
+    return len(present) > 0 and _is_text(present) and not pd.api.types.is_bool_dtype(present) \
+        and bool(pd.to_numeric(present, errors="coerce").notna().all())
+
+
+def _numeric_levels(column: Column) -> bool:
+    return bool(column.levels) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column.levels if v is not None)
+
+
+def _read_numbers(schema: Schema, df: pd.DataFrame) -> pd.DataFrame:
+    """df with every numeric column that arrived as text digits read as numbers (a copy, only if needed)."""
+    numeric = [c.name for c in schema.columns if c.name in df.columns and c.kind != "datetime"
+               and (c in schema.continuous or _numeric_levels(c)) and _numbers_as_text(df[c.name])]
+    if not numeric:
+        return df
+    df = df.copy()
+    for name in numeric:
+        df[name] = pd.to_numeric(df[name], errors="coerce")
+    return df
+
+
 def _check_types(schema: Schema, df: pd.DataFrame) -> None:
     """One error naming every column that is absent or of another type than in training."""
     problems = [f"{c.name!r}: missing from the table" for c in schema.columns if c.name not in df.columns and c.kind not in ("identifier", "ignored")]
@@ -61,7 +84,8 @@ def _check_types(schema: Schema, df: pd.DataFrame) -> None:
         values = df[c.name].dropna() if c.name in df.columns else None
         if values is not None and c.kind != "datetime" and _is_text(values) and len(values):
             text = values[pd.to_numeric(values, errors="coerce").isna()]  # the cells that are not numbers
-            problems.append(f"{c.name!r}: {c.kind} in training, but text here (e.g. {text.iloc[0]!r})")
+            if len(text):  # text digits alone were read as numbers by _read_numbers
+                problems.append(f"{c.name!r}: {c.kind} in training, but text here (e.g. {text.iloc[0]!r})")
     for c in schema.discrete:
         if c.name in df.columns and all(isinstance(v, str) for v in c.levels) and not _is_text(df[c.name].dropna()):
             problems.append(f"{c.name!r}: categorical (text) in training, but numbers here")
@@ -91,7 +115,9 @@ def _what_is_outside(column: Column, values: pd.Series, rows: np.ndarray) -> str
 
 
 def encode(schema: Schema, df: pd.DataFrame) -> Encoded:
-    """Encode the schema's modelled columns of df (extra columns are ignored)."""
+    """Encode the schema's modelled columns of df (extra columns are ignored); numeric columns
+    that arrive as text digits are read as numbers."""
+    df = _read_numbers(schema, df)
     _check_types(schema, df)
     n = len(df)
     missing = np.zeros(n, bool)

@@ -1,4 +1,5 @@
-"""Tables on disk through pandas: CSV (blank cells read as missing) and Parquet (the `parquet` extra)."""
+"""Tables on disk through pandas: CSV (blank cells read as missing) and Parquet (the `parquet` extra);
+empty or whitespace-only text cells are missing in every format."""
 from __future__ import annotations
 
 import os
@@ -31,11 +32,24 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
         raise FlowforgeError(f"{path}: reading Parquet needs pyarrow: pip install 'flowforge[parquet]' ({error})") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise FlowforgeError(f"{path}: not a readable {suffix[1:]} table ({str(error).splitlines()[0]})") from None
+    df = _blank_text(df)
     if columns:
         absent = [c for c in columns if c not in df.columns]
         if absent:
             raise FlowforgeError(f"{path}: no columns {absent}; it has {list(df.columns)}")
         df = df[columns]
+    return df
+
+
+def _blank_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Empty and whitespace-only text cells as missing, in every format: CSV reads an empty cell as
+    missing, Parquet keeps it as "" (which would be a level of its own)."""
+    for name in df.columns:
+        column = df[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            blank = column.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+            if blank.any():
+                df[name] = column.mask(blank)
     return df
 
 

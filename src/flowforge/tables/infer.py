@@ -18,6 +18,7 @@ Rules, in order (a column's non-missing values v):
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ MAX_INTEGER_LEVELS = 10
 FEW_VALUES_ROWS = 5
 MAX_LEVELS = 200  # more text levels than this is rarely a category: inferred identifier (declaring it categorical is refused)
 NEAR_UNIQUE = 0.5  # text with more distinct values than this share of its rows: most levels would be seen once
+JUNK_SHARE = 0.02  # at most this share of a column's cells not numbers (or one): typos among numbers, noticed by name
 INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
 # one format per column, the first that reads every cell: ISO 8601 (with or without a time), then
 # month-first (US) before day-first where both read a column (every day <= 12), then the rest
@@ -51,7 +53,11 @@ def parse_overrides(overrides: str | dict[str, str] | None) -> dict[str, str]:
         return {}
     if isinstance(overrides, dict):
         return {str(k): str(v).strip() for k, v in overrides.items()}
-    parsed = {m.group(1): m.group(2) for m in OVERRIDE.finditer(overrides)}
+    pairs = [(m.group(1), m.group(2)) for m in OVERRIDE.finditer(overrides)]
+    parsed = dict(pairs)
+    twice = sorted({name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1})
+    if twice:
+        raise FlowforgeError(f"overrides {overrides!r}: {', '.join(map(repr, twice))} named more than once; give each column one kind")
     if not parsed and overrides.strip():
         raise FlowforgeError(f"overrides {overrides!r}: expected 'column:kind,...' e.g. 'price:positive,depth:bounded(40,80)'")
     return parsed
@@ -140,6 +146,23 @@ def _guess(name: str, values: pd.Series) -> tuple[str, str]:
             return "datetime", ""
         return _text_kind(values)
     return _numeric_kind(values), ""
+
+
+def _junk_in_numbers(name: str, values: pd.Series, kind: str) -> str | None:
+    """A notice when a few cells that are not numbers ('NA?', 'n/a') made a column of numbers
+    categorical or an identifier; None otherwise."""
+    if kind not in ("categorical", "identifier") or pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    junk = values[numbers.isna()]
+    numbers = numbers.dropna()
+    if not 0 < len(junk) <= max(1, JUNK_SHARE * len(values)) or numbers.nunique() < 2 or _numeric_kind(numbers) == "categorical":
+        return None
+    shown = ", ".join(f"{cell!r} (row {row})" for row, cell in list(junk.items())[:5]) + (", ..." if len(junk) > 5 else "")
+    cells = "1 cell" if len(junk) == 1 else f"{len(junk)} cells"
+    return (f"{name!r} is numeric except {cells}: {shown}; it is modelled as {kind}"
+            f"{f' with {values.nunique()} levels' if kind == 'categorical' else ''}: blank or fix those cells to model it "
+            f"as numbers, or declare it --columns '{name}:{kind}'")
 
 
 def _numeric_kind(values: pd.Series) -> str:
@@ -241,6 +264,9 @@ def infer_schema(df: pd.DataFrame, overrides: str | dict[str, str] | None = None
             note = ""
             if kind is None:
                 kind, note = _guess(name, values)
+                junk = _junk_in_numbers(str(name), values, kind)
+                if junk:
+                    warnings.warn(junk, UserWarning, stacklevel=2)
             columns.append(_column(str(name), values, kind, low, high, missing, str(df[name].dtype), note))
         except (ValueError, TypeError) as error:
             problems.append(f"{name!r}: {error}")

@@ -219,8 +219,7 @@ class TableFlow:
         if test is not None and not test["kept"]:
             self.metrics["flow"].update(stayed_at_gaussian=True, why=(
                 f"on its {len(val)} validation rows{incomplete} the trained flow (best at step {history.best_step}) was not clearly better "
-                f"than its start, the full-covariance Gaussian of the {len(train)} training rows (mean gain "
-                f"{test['gain']:.2f} +- {test['gain_error']:.2f} nats per row; kept above {test['margin']:.2f} standard errors): "
+                f"than its start, the full-covariance Gaussian of the {len(train)} training rows ({small.describe_gain(test)}): "
                 "too few rows to tell a flow's extra shape from chance, so the flow was reset to that Gaussian"))
 
     def _incomplete_log_prob(self) -> np.ndarray:

@@ -79,3 +79,13 @@ def keep_trained(flow: Flow, start: dict[str, Tensor], y_val: Tensor, c_val: Ten
             for name, value in flow.named_parameters():
                 value.copy_(learned[name])
     return {"kept": kept, "gain": float(gain.mean()), "gain_error": error, "margin": margin(rows), "rows": rows}
+
+
+def describe_gain(test: dict[str, float | bool]) -> str:
+    """keep_trained's test in words: the mean gain and the margin it had to clear, or, with a single
+    validation row, that no standard error (hence no test) exists."""
+    if test["rows"] < 2:
+        return f"1 validation row, a gain of {test['gain']:.2f} nats: with one row there is no standard error, so no test can tell it from chance"
+    return (f"mean gain {test['gain']:.2f} +- {test['gain_error']:.2f} nats per row over {test['rows']} rows; kept above "
+            f"{test['margin']:.2f} standard errors, the 97.5% quantile of Student's t with {test['rows'] - 1} degrees of freedom "
+            "(2 above 30)")

@@ -90,15 +90,24 @@ def is_dequantised(column: Column) -> bool:
     return column.kind in ("integer", "datetime", "nonnegative")
 
 
-MAX_DECIMALS = 6
+MAX_DECIMALS = 8  # e.g. longitudes and latitudes written to the millimetre
+SIGNIFICANT_DIGITS = 8  # float32 flows resolve about 7 of a sample's digits: the rest are rounding artefacts
 
 
 def decimals_of(values: np.ndarray) -> int | None:
-    """The fewest decimal places (at most MAX_DECIMALS) that write every value exactly, or None."""
+    """The fewest decimal places (at most MAX_DECIMALS) that write every value exactly; for values
+    that need more, the places that keep SIGNIFICANT_DIGITS digits of the largest value (so samples
+    are written without float32 artefacts such as -118.376708984375). None without finite values."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
     for places in range(MAX_DECIMALS + 1):
-        if np.all(np.abs(values - np.round(values, places)) <= 1e-9 * np.maximum(1.0, np.abs(values))):
+        # float64's representation error, but never a hundredth of a place: 118.12345678 does not pass at 7 places
+        tolerance = np.minimum(1e-9 * np.maximum(1.0, np.abs(values)), 10.0 ** -places / 100)
+        if np.all(np.abs(values - np.round(values, places)) <= tolerance):
             return places
-    return None
+    largest = float(np.abs(values).max())
+    return int(np.clip(SIGNIFICANT_DIGITS - np.ceil(np.log10(largest)), 0, 15)) if largest > 0 else MAX_DECIMALS
 
 
 def at_precision(column: Column, values: np.ndarray, places: int) -> np.ndarray:
