@@ -188,3 +188,18 @@ def test_a_float64_flow_comes_back_float64(tmp_path: Path) -> None:
     loaded = flowforge.load(flowforge.save(flow, tmp_path / "flow.pt"))
     assert all(p.dtype == torch.float64 for p in loaded.parameters())
     assert torch.equal(loaded.log_prob(x[:20]), flow.eval().log_prob(x[:20]))
+
+
+@pytest.mark.parametrize(("features", "hinted"), [(3, True), (4, False)])
+def test_a_coupling_checkpoint_that_no_longer_fits_its_masks_says_why(tmp_path: Path, features: int, hinted: bool) -> None:
+    """An odd-feature RealNVP saved with the masks of an older flowforge (here: a conditioner's
+    weights of the wrong width) fails with the reason, not only torch's size mismatch."""
+    from flowforge.train.checkpoint import rebuild
+
+    flow = flowforge.RealNVP(features, layers=2, hidden=(8,))
+    payload = checkpoint_payload(flow)
+    first = next(k for k in payload["state_dict"] if k.endswith("weight"))
+    payload["state_dict"][first] = torch.zeros(8, features + 1)
+    with pytest.raises(FlowforgeError, match="does not match its model") as caught:
+        rebuild(payload, "old.pt")
+    assert ("must be trained again" in str(caught.value)) == hinted

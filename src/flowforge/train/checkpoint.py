@@ -221,6 +221,19 @@ def load(path: str | os.PathLike) -> Flow:
     return rebuild(read_checkpoint(path), path)
 
 
+def _odd_coupling_hint(payload: dict[str, Any]) -> str:
+    """Why a coupling flow on an odd number of features saved before its masks were fixed no longer loads."""
+    try:
+        spec = json.loads(payload["spec_json"])
+        features = spec["kwargs"].get("features")
+    except Exception:  # noqa: BLE001 -- the hint is a courtesy; the error above stands on its own
+        return ""
+    if spec.get("model") in ("realnvp", "nice", "nsf") and isinstance(features, int) and features % 2 == 1:
+        return ("; coupling flows on an odd number of features now alternate their masks (before, one feature, or half of "
+                "them, was never transformed), so this model must be trained again")
+    return ""
+
+
 def rebuild(payload: dict[str, Any], path: str | os.PathLike) -> Flow:
     """The flow (in eval mode) of a checkpoint dict from `read_checkpoint(path)`."""
     try:
@@ -233,7 +246,8 @@ def rebuild(payload: dict[str, Any], path: str | os.PathLike) -> Flow:
     except FlowforgeError as error:
         raise FlowforgeError(f"{path}: {error}") from None
     except Exception as error:  # noqa: BLE001 -- a tampered spec can make a builder raise anything
-        raise FlowforgeError(f"{path}: checkpoint does not match its model ({type(error).__name__}: {_first_line(error)})") from None
+        raise FlowforgeError(f"{path}: checkpoint does not match its model ({type(error).__name__}: {_first_line(error)})"
+                             f"{_odd_coupling_hint(payload)}") from None
     check_finite_weights(flow.state_dict(), f"{path}: checkpoint holds non-finite weights")
     return flow.eval()
 
