@@ -11,7 +11,7 @@ import pytest
 import flowforge
 from flowforge.cli import main
 from flowforge.cli.config import TrainConfig
-from flowforge.cli.image_run import IMAGE_CNF_DEFAULTS, load_image_split, with_image_defaults
+from flowforge.cli.image_run import IMAGE_CNF_DEFAULTS, IMAGE_CNF_LIKELIHOOD_DEFAULTS, load_image_split, with_image_defaults
 from flowforge.flows.continuous import ContinuousFlow
 from flowforge.nn import FlatTimeMLP, TimeUNet
 
@@ -54,6 +54,6 @@ def test_cnf_image_defaults_and_field_by_size() -> None:
     config = with_image_defaults(TrainConfig(data="digits", model="cnf", steps=7, given=("steps",)))
     assert config.steps == 7 and config.objective == IMAGE_CNF_DEFAULTS["objective"] and config.layers == 1
     explicit = with_image_defaults(TrainConfig(data="digits", model="cnf", objective="likelihood", given=("objective",)))
-    assert explicit.objective == "likelihood"
+    assert explicit.objective == "likelihood" and explicit.steps == IMAGE_CNF_LIKELIHOOD_DEFAULTS["steps"]
     big = flowforge.build_model("cnf", features=[1, 32, 32], hidden=[4], field="unet")
     assert isinstance(big.odes()[0].field, TimeUNet)

@@ -48,8 +48,11 @@ IMAGE_DEFAULTS: dict[str, Any] = {"layers": 4, "hidden": (32,), "steps": 2000, "
 # no validation set: an exact validation costs a backward pass per pixel per field evaluation, and
 # flow matching's cosine decay leaves its best weights at the end (measured in benchmarks/RESULTS.md)
 # (its --hidden default depends on the image's size: cli/continuous_run.py's image_cnf_hidden)
-IMAGE_CNF_DEFAULTS: dict[str, Any] = {"layers": 1, "objective": "flow-matching", "steps": 12000, "batch_size": 256,
-                                      "lr": 2e-3, "val_fraction": 0.0}
+IMAGE_CNF_DEFAULTS: dict[str, Any] = {"layers": 1, "objective": "flow-matching", "time_power": 2.0, "steps": 10000,
+                                      "batch_size": 256, "lr": 1e-3, "val_fraction": 0.0}
+# --objective likelihood: each step solves the ODE with Hutchinson's divergence and backpropagates
+# through the solver (~0.4 CPU s a step of 64 digits at the start, more as the field grows)
+IMAGE_CNF_LIKELIHOOD_DEFAULTS: dict[str, Any] = {"steps": 1000, "batch_size": 64, "lr": 1e-3}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "image-glow": {"levels": 2, "dequantize": "variational"},
     "image-realnvp": {"levels": 3, "blocks": 1, "dequantize": "variational"},
@@ -72,7 +75,10 @@ def with_image_defaults(config: TrainConfig) -> TrainConfig:
     IMAGE_DEFAULTS (and, for a cnf, IMAGE_CNF_DEFAULTS)."""
     is_cnf = IMAGE_MODELS[config.model] == "cnf"
     defaults = {k: v for k, v in IMAGE_DEFAULTS.items() if not (is_cnf and k == "hidden")}
-    defaults.update(IMAGE_CNF_DEFAULTS if is_cnf else {})
+    if is_cnf:
+        defaults.update(IMAGE_CNF_DEFAULTS)
+        if config.objective == "likelihood" and "objective" in config.given:
+            defaults.update(IMAGE_CNF_LIKELIHOOD_DEFAULTS)
     return replace(config, **{k: v for k, v in defaults.items() if config.left_at_default(k)})
 
 
