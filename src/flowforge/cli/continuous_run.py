@@ -54,9 +54,10 @@ def nfe_metrics(flow: Flow, rows: Any, context: Any = None) -> dict[str, Any]:
 
 
 def image_field(image_shape: tuple[int, ...]) -> str:
-    """The vector field of an image cnf: an MLP on the flattened pixels for small images (on the
-    8x8 digits it reached a better bits/dim than the U-Net in the same time), the U-Net above
-    MLP_FIELD_MAX_VALUES values, where an MLP's first layer grows with the pixels."""
+    """The vector field of an image cnf: an MLP on the flattened pixels for small images (cheap:
+    on the 8x8 digits 5,000 of its steps cost what 1,000 of a 32-channel U-Net's do, for about the
+    same test bits/dim, and its exact likelihood a sixth), the U-Net above MLP_FIELD_MAX_VALUES
+    values, where an MLP's first layer grows with the pixels."""
     return "mlp" if math.prod(image_shape) <= MLP_FIELD_MAX_VALUES else "unet"
 
 

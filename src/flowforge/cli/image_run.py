@@ -45,14 +45,15 @@ IMAGE_MODELS = {"glow": "image-glow", "image-glow": "image-glow", "realnvp": "im
 IMAGE_DEFAULTS: dict[str, Any] = {"layers": 4, "hidden": (32,), "steps": 2000, "batch_size": 64, "lr": 1e-3,
                                   "test_fraction": 0.165, "threads": 1}  # digits: 297 of 1,797 held out
 # a cnf trains by flow matching (likelihood training solves an ODE with the divergence every step);
-# no validation set: an exact validation costs a backward pass per pixel per field evaluation, and
-# flow matching's cosine decay leaves its best weights at the end (measured in benchmarks/RESULTS.md)
-# (its --hidden default depends on the image's size: cli/continuous_run.py's image_cnf_hidden)
-IMAGE_CNF_DEFAULTS: dict[str, Any] = {"layers": 1, "objective": "flow-matching", "time_power": 2.0, "steps": 10000,
+# no validation set: an exact validation costs a backward pass per pixel per field evaluation (about
+# 10 CPU s for 150 digits). On the digits the field overfits past ~5,000 steps (test bits/dim 2.16
+# after 10,000, benchmarks/RESULTS.md). Its --hidden default depends on the image's size
+# (cli/continuous_run.py's image_cnf_hidden).
+IMAGE_CNF_DEFAULTS: dict[str, Any] = {"layers": 1, "objective": "flow-matching", "time_power": 2.0, "steps": 5000,
                                       "batch_size": 256, "lr": 1e-3, "val_fraction": 0.0}
 # --objective likelihood: each step solves the ODE with Hutchinson's divergence and backpropagates
 # through the solver (~0.4 CPU s a step of 64 digits at the start, more as the field grows)
-IMAGE_CNF_LIKELIHOOD_DEFAULTS: dict[str, Any] = {"steps": 1000, "batch_size": 64, "lr": 1e-3}
+IMAGE_CNF_LIKELIHOOD_DEFAULTS: dict[str, Any] = {"time_power": 1.0, "steps": 1000, "batch_size": 64, "lr": 1e-3}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "image-glow": {"levels": 2, "dequantize": "variational"},
     "image-realnvp": {"levels": 3, "blocks": 1, "dequantize": "variational"},
