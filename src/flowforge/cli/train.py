@@ -69,7 +69,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
     p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
                    help="what training minimises: the NLL, or (--model cnf) conditional flow matching of the vector field, "
-                        f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective})")
+                        f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective}; "
+                        "flow-matching for a cnf on images)")
     p.add_argument("--coupling", choices=COUPLINGS, default=d.coupling,
                    help=f"flow matching's pairing of data and noise in a batch: independent, or ot (minibatch optimal transport) (default {d.coupling})")
     p.add_argument("--ema", type=OPEN_FRACTION, metavar="DECAY",
