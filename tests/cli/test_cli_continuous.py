@@ -37,3 +37,15 @@ def test_flow_matching_needs_a_cnf(tmp_path, capsys):
     assert "--model cnf" in one_line_error(capsys)
     assert main(["train", *TINY, "--model", "cnf", "--coupling", "ot", "--out", str(tmp_path / "s")]) == 2
     assert "flow-matching" in one_line_error(capsys)
+
+
+def test_ema_and_time_power_reach_fit_and_resume(tmp_path, capsys):
+    folder = tmp_path / "run"
+    args = ["train", *TINY, "--model", "cnf", "--objective", "flow-matching", "--ema", "0.9", "--time-power", "2"]
+    assert main([*args, "--out", str(folder)]) == 0
+    config = json.loads((folder / "config.json").read_text())["config"]
+    assert config["ema"] == 0.9 and config["time_power"] == 2.0
+    assert flowforge.load(folder).odes()[0].field is not None
+    assert main(["train", "--resume", str(folder), "--steps", "16", "--no-progress", "--threads", "1"]) == 0
+    assert main([*args[:-2], "--time-power", "0", "--out", str(tmp_path / "bad")]) == 2
+    capsys.readouterr()

@@ -47,6 +47,9 @@ class TrainConfig:
         objective: what training minimises: "likelihood", or "flow-matching" (a cnf's vector field
             by conditional flow matching; validation and test still use the exact likelihood).
         coupling: flow matching's pairing of data and noise: "independent" or "ot" (minibatch OT).
+        ema: the decay of a moving average of the weights, which validation, the saved model and
+            the test NLL use (None: none); fit's `ema`.
+        time_power: flow matching's times t = u^time_power (1: uniform); fit's `time_power`.
         out: the run folder (None: runs/<data>-<model>-<timestamp>).
         log: also send the run to an experiment tracker, "tensorboard" (RUN/tensorboard/) or
             "mlflow" (MLflow's default store, MLFLOW_TRACKING_URI); None: neither.
@@ -80,6 +83,8 @@ class TrainConfig:
     given: tuple[str, ...] = ()
     log: str | None = None
     circular: str | None = None
+    ema: float | None = None
+    time_power: float = 1.0
 
     def __post_init__(self) -> None:
         # lists come from JSON and argparse; a frozen dataclass normalises through object.__setattr__
@@ -108,6 +113,10 @@ class TrainConfig:
             raise FlowforgeError(f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
         if self.coupling not in COUPLINGS:
             raise FlowforgeError(f"unknown coupling {self.coupling!r}; choose from {', '.join(COUPLINGS)}")
+        if self.ema is not None and (not _is_number(self.ema) or not 0 <= self.ema < 1):
+            raise FlowforgeError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        if not _is_number(self.time_power) or not self.time_power > 0:
+            raise FlowforgeError(f"time_power must be a positive number, got {self.time_power!r}")
         if not self.hidden:
             raise FlowforgeError("hidden: give at least one layer width")
         for width in self.hidden:

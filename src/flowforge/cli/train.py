@@ -16,7 +16,7 @@ from ..train.objectives import OBJECTIVES
 from .argparse_internals import Subcommands
 from .config import TrainConfig
 from .mixed_run import is_table_run, report_table_run, train_table_run, wants_table_run
-from .options import FRACTION, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
+from .options import FRACTION, NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .report import finish
 from .resume import prepare_resume
 from .training import train_run
@@ -69,9 +69,15 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"stop after this many evaluations without a better val NLL, 0 never stops early (default {d.patience})")
     p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
                    help="what training minimises: the NLL, or (--model cnf) conditional flow matching of the vector field, "
-                        f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective})")
+                        f"which solves no ODE while training; validation and test use the exact NLL either way (default {d.objective}; "
+                        "flow-matching for a cnf on images)")
     p.add_argument("--coupling", choices=COUPLINGS, default=d.coupling,
                    help=f"flow matching's pairing of data and noise in a batch: independent, or ot (minibatch optimal transport) (default {d.coupling})")
+    p.add_argument("--ema", type=OPEN_FRACTION, metavar="DECAY",
+                   help="keep a moving average of the weights with this decay (e.g. 0.999): validation, the saved model and the "
+                        "test NLL use it (default: none)")
+    p.add_argument("--time-power", type=POSITIVE_FLOAT, default=d.time_power, metavar="P",
+                   help="flow matching draws its times as t = u^P: 1 is uniform, 2 puts more near the data (default 1)")
     p.add_argument("--circular", metavar="COLS",
                    help="columns holding angles in radians (comma-separated header names or 0-based indices), for --model nsf "
                         "or nsf-ar: circular splines and a base uniform on the circle; samples lie in [-pi, pi)")

@@ -131,7 +131,7 @@ def fit_run(flow: Flow, train: np.ndarray, config: TrainConfig, folder: Path, co
                       val_fraction=config.val_fraction, patience=config.patience, eval_every=eval_every, context=context,
                       progress=config.progress, callback=log, resume=resume, checkpoint_every=config.save_every,
                       on_checkpoint=RunCheckpoint(flow, folder / CHECKPOINT_NAME, config.to_dict()), should_stop=stop,
-                      objective=config.objective, coupling=config.coupling)
+                      objective=config.objective, coupling=config.coupling, ema=config.ema, time_power=config.time_power)
     if not history.interrupted:
         return history, None
     # under torchrun the signal may have reached another rank only: every rank stopped on the same step

@@ -8,14 +8,15 @@ its likelihood is evaluated the same way after either.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from torch import Tensor
 
 from ..distributions import StandardNormal
 from ..errors import FlowforgeError, check_int
-from ..nn.vector_field import TimeMLP, TimeUNet
+from ..nn.vector_field import FlatTimeMLP, TimeMLP, TimeUNet
 from ..transforms import Compose, Transform
 from ..transforms.dequantize import Dequantize, Logit
 from ..transforms.ode import ODETransform
@@ -26,10 +27,39 @@ from .registry import register
 
 class ContinuousFlow(Flow):
     """A Flow whose transform ends with ODE blocks (ODETransform); the layers before them (a
-    Standardize, or an image's Dequantize and Logit) map the data to where the ODE starts."""
+    Standardize, or an image's Dequantize and Logit) map the data to where the ODE starts.
+
+    `sample`, `encode` and `decode` solve the ODE of x alone: no divergence, which costs one
+    backward pass per feature in evaluation (64 per field evaluation on 8x8 images).
+    `sample_and_log_prob`, `log_prob` and `distribution()` integrate the exact log-density beside x.
+    """
 
     def odes(self) -> list[ODETransform]:
         return [t for t in self.transform if isinstance(t, ODETransform)]
+
+    @contextmanager
+    def _plain_solves(self) -> Iterator[None]:
+        """The ODE blocks solve x alone (no log-det) inside the block."""
+        odes = self.odes()
+        for ode in odes:
+            ode.with_logabsdet = False
+        try:
+            yield
+        finally:
+            for ode in odes:
+                ode.with_logabsdet = True
+
+    def sample(self, n: int, temperature: float = 1.0, context: Tensor | None = None, chunk_size: int = 65536) -> Tensor:
+        with self._plain_solves():
+            return super().sample(n, temperature, context, chunk_size)
+
+    def encode(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        with self._plain_solves():
+            return super().encode(x, context)
+
+    def decode(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        with self._plain_solves():
+            return super().decode(z, context)
 
     def ode_input(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """x (checked, as log_prob takes it) mapped through the layers before the ODE, and the
@@ -86,14 +116,17 @@ def CNF(
     pixel_levels: int = 256,
     dequantize: str | None = "uniform",
     logit: float | None = 0.05,
+    field: str = "unet",
 ) -> ContinuousFlow:
     """A continuous normalizing flow: `layers` ODE blocks dx/dt = v(t, x, context), each a
     time-conditioned network, to a standard normal.
 
     Args:
-        features: D for vectors (v is a TimeMLP of widths `hidden`), or (C, H, W) for images (v is
-            a TimeUNet of hidden[0] channels; the model dequantises `pixel_levels` integer levels,
-            then applies Logit(`logit`), as flowforge's image Glow does).
+        features: D for vectors (v is a TimeMLP of widths `hidden`), or (C, H, W) for images (the
+            model dequantises `pixel_levels` integer levels with uniform noise, then applies
+            Logit(`logit`), as flowforge's image Glow does).
+        field: for images, "unet" (a TimeUNet of hidden[0] channels) or "mlp" (a FlatTimeMLP of
+            widths `hidden` on the flattened pixels: better on small images such as the 8x8 digits).
         layers: ODE blocks in sequence (FFJORD stacks a few; flow matching trains one).
         frequencies: sinusoidal features of t beside t.
         space_frequencies: sinusoidal (Fourier) features of the standardised x beside x, for
@@ -119,8 +152,8 @@ def CNF(
     options = {"solver": solver, "atol": atol, "rtol": rtol, "steps": steps, "adjoint": adjoint, "divergence": divergence,
                "noise": noise, "kinetic": kinetic, "jacobian": jacobian}
     if isinstance(features, (tuple, list)):
-        return _image_cnf(tuple(features), hidden[0], layers, context_features, activation, frequencies, options,
-                          pixel_levels, dequantize, logit)
+        return _image_cnf(tuple(features), tuple(hidden), field, layers, context_features, activation, frequencies,
+                          space_frequencies, options, pixel_levels, dequantize, logit)
     check_int("features", features, 1)
     if not isinstance(standardize, (bool, str)) or standardize not in STANDARDIZE:
         raise FlowforgeError(f"unknown standardize {standardize!r}; choose from True, False or 'whiten'")
@@ -131,10 +164,25 @@ def CNF(
                           standardize_context=first is not None)
 
 
-def _image_cnf(shape: tuple[int, ...], hidden: int, layers: int, context_features: int, activation: str, frequencies: int,
-               options: dict[str, Any], pixel_levels: int, dequantize: str | None, logit: float | None) -> ContinuousFlow:
+IMAGE_FIELDS = ("unet", "mlp")
+
+
+def _image_field(shape: tuple[int, ...], hidden: tuple[int, ...], field: str, context_features: int, activation: str,
+                 frequencies: int, space_frequencies: int) -> Any:
+    if field == "mlp":
+        return FlatTimeMLP(shape, hidden, context_features, activation, frequencies, space_frequencies)
+    if space_frequencies:
+        raise FlowforgeError("space_frequencies is for the MLP fields (vectors, or images with field='mlp')")
+    return TimeUNet(shape[0], hidden[0], context_features, activation, frequencies)
+
+
+def _image_cnf(shape: tuple[int, ...], hidden: tuple[int, ...], field: str, layers: int, context_features: int,
+               activation: str, frequencies: int, space_frequencies: int, options: dict[str, Any], pixel_levels: int,
+               dequantize: str | None, logit: float | None) -> ContinuousFlow:
     if len(shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         raise FlowforgeError(f"image shape must be three positive integers (C, H, W), got {list(shape)!r}")
+    if field not in IMAGE_FIELDS:
+        raise FlowforgeError(f"unknown field {field!r} for an image CNF; choose from {', '.join(IMAGE_FIELDS)}")
     if dequantize not in ("uniform", None):
         raise FlowforgeError(f"unknown dequantize {dequantize!r} for a CNF; choose from 'uniform' or None")
     pre: list[Transform] = []
@@ -143,5 +191,6 @@ def _image_cnf(shape: tuple[int, ...], hidden: int, layers: int, context_feature
         pre.append(Dequantize(pixel_levels))
     if logit is not None:
         pre.append(Logit(logit))
-    blocks = [_ode(TimeUNet(shape[0], hidden, context_features, activation, frequencies), options) for _ in range(layers)]
+    blocks = [_ode(_image_field(shape, hidden, field, context_features, activation, frequencies, space_frequencies), options)
+              for _ in range(layers)]
     return ContinuousFlow(Compose([*pre, *blocks]), StandardNormal(shape), shape, context_features, standardize_context=True)

@@ -11,6 +11,7 @@ from ..errors import check_int
 from ..flows.flow import Flow
 from . import distributed
 from .data import as_data, check_same_rows, to_flow_dtype
+from .ema import ema_weights
 from .history import TrainState, clone_state
 
 
@@ -73,17 +74,21 @@ def evaluate(
     """Snapshot the good state; measure the validation NLL, keep the best weights, decide early stop.
     Weights whose validation NLL is not finite are no state to restore: they are not kept. The
     starting weights (`restorable=False`) may be the best, but are no state to restore after
-    non-finite steps: a run that diverges at once is reported, not silently reset to its start."""
+    non-finite steps: a run that diverges at once is reported, not silently reset to its start.
+    With a moving average of the weights (`state.ema`), the average is measured and kept as best;
+    the good state to restore stays the live one."""
     snapshot = (clone_state(flow), clone_state(optimizer))
     if val is None:
         state.good = snapshot
         return
-    val_nll = mean_nll(flow, val, val_context)
+    with ema_weights(flow, state.ema):
+        val_nll = mean_nll(flow, val, val_context)
+        weights = clone_state(flow) if state.ema is not None else snapshot[0]
     state.history.val_step.append(state.step)
     state.history.val_nll.append(val_nll)
     if math.isfinite(val_nll) and restorable:
         state.good = snapshot
-    _keep_best(state, val_nll, snapshot[0], patience)
+    _keep_best(state, val_nll, weights, patience)
 
 
 def _keep_best(state: TrainState, val_nll: float, weights: dict[str, Tensor], patience: int | None) -> None:

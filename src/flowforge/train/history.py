@@ -43,7 +43,8 @@ class TrainState:
     bit-exactly, as tensors and numbers only.
 
     `good` is the last finite (model, optimizer) snapshot, restored after repeated non-finite
-    steps; `best` holds the weights with the lowest validation NLL so far.
+    steps; `best` holds the weights with the lowest validation NLL so far; `ema` the moving
+    average of the weights (train/ema.py), when fit keeps one.
     """
 
     step: int = 0
@@ -53,6 +54,7 @@ class TrainState:
     lr_factor: float = 1.0
     bad_in_row: int = 0
     evals_since_best: int = 0
+    ema: dict[str, Tensor] | None = None
 
     def to_dict(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """A checkpointable dict: loadable with torch.load(weights_only=True)."""
@@ -65,6 +67,7 @@ class TrainState:
             "lr_factor": self.lr_factor,
             "bad_in_row": self.bad_in_row,
             "evals_since_best": self.evals_since_best,
+            "ema": self.ema,
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             # each GPU's generator too (dequantisation noise drawn on the GPU), where one is in use
@@ -88,4 +91,5 @@ class TrainState:
             lr_factor=float(saved["lr_factor"]),
             bad_in_row=int(saved["bad_in_row"]),
             evals_since_best=int(saved["evals_since_best"]),
+            ema=saved.get("ema"),  # absent from states saved before fit kept averages
         )

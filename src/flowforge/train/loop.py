@@ -5,7 +5,8 @@ clipped gradients. A step whose loss or gradient is not finite on some rank is s
 row restore the last good weights and optimizer state and halve the learning rate (under fp16 the
 gradient scaler lowers its scale instead). The validation NLL, measured before the first step and
 every `eval_every` steps, picks the weights left in the flow at the end and stops the run after
-`patience` evaluations without improvement.
+`patience` evaluations without improvement. With `ema`, a moving average of the weights is what
+is validated, kept as best and left in the flow (train/ema.py).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..transforms.base import data_dependent_layers, sets_up_on_this_call
 from ..transforms.standardize import Standardize
 from . import distributed
 from .data import FitData
+from .ema import ema_start, ema_update, load_weights
 from .evaluate import evaluate
 from .history import History, TrainState, clone_state
 from .objectives import objective_module
@@ -65,7 +67,8 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
         scaler = torch.amp.GradScaler(data.device.type, enabled=options.precision == "fp16")
         optimizer = _adam(flow, options)
         state = _first_state(flow, optimizer, data, options, resume)
-        objective = objective_module(flow, options.objective, options.coupling)
+        state.ema = None if options.ema is None else state.ema or ema_start(flow)
+        objective = objective_module(flow, options.objective, options.coupling, options.time_power)
         model, history, is_main = distributed.wrap(objective), state.history, distributed.is_main()
         start_time, stop_asked = time.perf_counter() - history.seconds, False
         flow.train()
@@ -83,6 +86,8 @@ def fit(flow: Flow, train: Any, val: Any = None, *, context: Any = None, val_con
                     _on_non_finite(flow, optimizer, state, step, restore=not scaler.is_enabled())
                     continue
                 _record(state, step, nll, lr, grad_norm)
+                if state.ema is not None:
+                    ema_update(state.ema, flow, options.ema, state.step)
                 is_evaluated = state.step % options.eval_every == 0 or state.step == options.steps
                 if is_evaluated:
                     evaluate(flow, optimizer, state, data.val, data.val_context, options.patience)
@@ -228,20 +233,23 @@ def _finish(flow: Flow, state: TrainState, optimizer: torch.optim.Optimizer,
 
 
 def _restore_best(flow: Flow, state: TrainState) -> dict[str, Any] | None:
-    """Load the best weights into `flow`; returns the live ones, to continue from (None for an
-    interrupted run, whose live weights stay in `flow`)."""
+    """Load the best weights into `flow` (the moving average's last, without validation); returns
+    the live ones, to continue from (None for an interrupted run without an average, whose live
+    weights stay in `flow`)."""
     history = state.history
     if history.val_nll and state.good is None and not history.interrupted:
         raise FlowforgeError(
             f"training diverged: the validation NLL was never finite ({len(history.val_nll)} evaluations, "
             f"{history.skipped_steps} steps skipped); lower lr or check the data"
         )
-    if history.interrupted:
+    if history.interrupted and state.ema is None:
         return None
     live = clone_state(flow)
-    if state.best is not None:
+    if state.best is not None and not history.interrupted:
         flow.load_state_dict(state.best)
-    elif history.step:
+    elif state.ema is not None:
+        load_weights(flow, state.ema)
+    if state.best is None and history.step and not history.interrupted:
         history.best_step = history.step[-1] + 1
     return live
 

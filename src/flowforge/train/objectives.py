@@ -33,15 +33,15 @@ class Likelihood(nn.Module):
 
 
 class FlowMatching(nn.Module):
-    """Conditional flow matching loss of a batch; `coupling` "independent" or "ot"."""
+    """Conditional flow matching loss of a batch; `coupling` "independent" or "ot"; times t = u^time_power."""
 
-    def __init__(self, flow: Flow, coupling: str = "independent") -> None:
+    def __init__(self, flow: Flow, coupling: str = "independent", time_power: float = 1.0) -> None:
         super().__init__()
         check_flow_matching(flow, coupling)
-        self.flow, self.coupling = flow, coupling
+        self.flow, self.coupling, self.time_power = flow, coupling, time_power
 
     def forward(self, x: Tensor, context: Tensor | None) -> Tensor:
-        return flow_matching_loss(self.flow, x, context, self.coupling)
+        return flow_matching_loss(self.flow, x, context, self.coupling, self.time_power)
 
 
 def check_objective(objective: str) -> None:
@@ -49,11 +49,14 @@ def check_objective(objective: str) -> None:
         raise FlowforgeError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
 
 
-def objective_module(flow: Flow, objective: str = "likelihood", coupling: str = "independent") -> nn.Module:
+def objective_module(flow: Flow, objective: str = "likelihood", coupling: str = "independent",
+                     time_power: float = 1.0) -> nn.Module:
     """The module `fit` calls on each batch for `objective`."""
     check_objective(objective)
     if objective == "flow-matching":
-        return FlowMatching(flow, coupling)
+        return FlowMatching(flow, coupling, time_power)
     if coupling != "independent":
         raise FlowforgeError(f"coupling {coupling!r} is for objective 'flow-matching'")
+    if time_power != 1:
+        raise FlowforgeError(f"time_power {time_power!r} is for objective 'flow-matching'")
     return Likelihood(flow)

@@ -100,7 +100,9 @@ class ODETransform(Transform):
         kinetic, jacobian: RNODE's weights of the kinetic energy and the Jacobian norm (0: off).
 
     `nfe` is the number of field evaluations of the last solve (forward or inverse); `penalty` the
-    weighted regularisers of the last training pass (a 0-d tensor, 0 when off).
+    weighted regularisers of the last training pass (a 0-d tensor, 0 when off). With
+    `with_logabsdet` False (ContinuousFlow.sample, encode and decode set it for one call) a solve
+    integrates x alone, no divergence, and reports a NaN log-det, so that no caller can use it.
     """
 
     def __init__(self, field: nn.Module, solver: str = "dopri5", atol: float = 1e-5, rtol: float = 1e-5,
@@ -127,6 +129,7 @@ class ODETransform(Transform):
         self.kinetic, self.jacobian = float(kinetic), float(jacobian)
         self.nfe = 0
         self.penalty: Tensor = torch.zeros(())
+        self.with_logabsdet = True
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._solve(x, context, 0.0, 1.0)
@@ -148,6 +151,8 @@ class ODETransform(Transform):
         return torch.randint(0, 2, x.shape, device=x.device).to(x.dtype) * 2 - 1
 
     def _solve(self, x: Tensor, context: Tensor | None, start: float, end: float) -> tuple[Tensor, Tensor]:
+        if not self.with_logabsdet:
+            return self._solve_plain(x, context, start, end), x.new_full((x.shape[0],), float("nan"))
         diffeq = torchdiffeq()
         regularize = self._is_training_pass() and start == 0.0 and (self.kinetic > 0 or self.jacobian > 0)
         dynamics = _Dynamics(self.field, context, self._noise(x), regularize)
@@ -167,3 +172,17 @@ class ODETransform(Transform):
             self.penalty = self.kinetic * final[2].mean() + self.jacobian * final[3].mean()
         # going from start to end the log-det state gains integral div dt, the log-det of this direction
         return final[0], final[1]
+
+    def _solve_plain(self, x: Tensor, context: Tensor | None, start: float, end: float) -> Tensor:
+        """x(end) from x(start): the ODE of x alone, one field evaluation per solver stage."""
+        count = [0]
+
+        def rhs(t: Tensor, y: Tensor) -> Tensor:
+            count[0] += 1
+            return self.field(t, y, context)
+
+        times = torch.tensor([start, end], dtype=x.dtype, device=x.device)
+        options = {"step_size": 1.0 / self.steps} if self.solver in FIXED_STEP_SOLVERS else None
+        out = torchdiffeq().odeint(rhs, x, times, method=self.solver, atol=self.atol, rtol=self.rtol, options=options)
+        self.nfe = count[0]
+        return out[-1]
