@@ -246,14 +246,26 @@ def _evaluate(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, stat
     history.val_log_z_stderr.append(result.log_z_stderr)
     if math.isfinite(result.log_z):
         state.good = (live, clone_state(optimizer))
-    score = -result.ess if options.keep_best == "ess" else kl  # lower is better
-    if score < history.best_val_nll:
+    by_ess = options.keep_best == "ess"
+    score = -result.ess if by_ess else kl  # lower is better
+    lowest = min([-ess for ess in history.val_ess[:-1]] if by_ess else history.val_nll[:-1], default=math.inf)
+    if math.isfinite(score) and score <= lowest + (0.0 if by_ess else _noise(log_w)):
         history.best_val_nll, history.best_step = score, state.step
-        state.best, state.evals_since_best = evaluated, 0
-    else:
-        state.evals_since_best += 1
+        state.best = evaluated
+    state.evals_since_best = 0 if score < lowest else state.evals_since_best + 1
     if options.patience is not None and state.evals_since_best >= options.patience:
         history.stopped_early = True
+
+
+def _noise(log_w: Tensor) -> float:
+    """How much lower than another evaluation's reverse KL this one may be by chance alone: two
+    standard errors of the difference of two estimates, each mean(-log w) over its own samples.
+    A later state whose held-out KL is within this of the lowest is kept: near convergence the
+    estimates differ by their noise, and the later weights (at a lower learning rate, averaged
+    longer) are the better bet."""
+    if log_w.numel() < 2 or not bool(torch.isfinite(log_w).all()):
+        return 0.0
+    return 2 * math.sqrt(2) * float(log_w.double().std()) / math.sqrt(log_w.numel())
 
 
 def _checkpoint(on_checkpoint: Callable[[dict[str, Any]], None] | None, state: TrainState,

@@ -32,7 +32,9 @@ class TargetOptions:
         forward_weight: the weight of the forward-KL term -mean log q(s) on `samples` given to fit_target.
         eval_every: steps between held-out importance-sampling evaluations (default: steps / 20).
         eval_samples: fresh samples per evaluation.
-        keep_best: which evaluated weights end in the flow: "elbo" (lowest held-out reverse KL),
+        keep_best: which evaluated weights end in the flow: "elbo" (the latest whose held-out reverse
+            KL is within two standard errors of the lowest: later weights unless earlier ones are
+            measurably better),
             "ess" (highest ESS), "last", or "auto" ("elbo" for reverse_kl, "ess" for alpha).
         ema: the decay of an exponential moving average of the weights (Polyak averaging), e.g.
             0.99: the evaluations score, and `keep_best` keeps, the averaged weights, while training
@@ -61,8 +63,8 @@ class TargetOptions:
     eval_every: int | None = None
     eval_samples: int = 2048
     keep_best: str = "auto"
-    ema: float | None = None
-    path_gradient: bool = False
+    ema: float | None = 0.99
+    path_gradient: bool = True
     patience: int | None = None
     progress: bool = True
     checkpoint_every: int | None = None
