@@ -45,11 +45,12 @@ SETTINGS = {  # steps, batch size, learning rate
 
 
 def flowforge_run(target, steps: int, batch: int, lr: float, objective: str, seed: int,
-                  **options) -> tuple[torch.nn.Module, int]:
+                  **options) -> tuple[torch.nn.Module, flowforge.TargetHistory]:
     flow = flowforge.RealNVP(target.features, layers=LAYERS, hidden=(HIDDEN, HIDDEN))
+    options = {"eval_samples": EVAL_SAMPLES, **options}  # --fit-option eval_samples=N replaces it
     history = flowforge.fit_target(flow, target, steps=steps, batch_size=batch, lr=lr, objective=objective,
-                                   eval_samples=EVAL_SAMPLES, progress=False, seed=seed, **options)
-    return flow, history.target_evaluations
+                                   progress=False, seed=seed, **options)
+    return flow, history
 
 
 def flowforge_score(flow, target) -> ImportanceSamples:
@@ -151,11 +152,13 @@ def main() -> None:
             for objective in objectives:
                 torch.manual_seed(seed)
                 start = time.perf_counter()
-                flow, used = flowforge_run(target, steps, batch, lr, objective, seed, **options)
+                flow, history = flowforge_run(target, steps, batch, lr, objective, seed, **options)
                 seconds = time.perf_counter() - start
+                used = history.target_evaluations
                 evaluations = max(evaluations, used)
                 rows.append({"target": name, "library": "flowforge", "objective": objective, "seed": seed, **options,
-                             "target_evaluations": used, "seconds": seconds, **measures(flowforge_score(flow, target), target)})
+                             "target_evaluations": used, "best_step": history.best_step, "seconds": seconds,
+                             **measures(flowforge_score(flow, target), target)})
                 print(json.dumps(rows[-1]), flush=True)
             if args.flowforge_only:
                 continue

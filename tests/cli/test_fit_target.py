@@ -61,3 +61,11 @@ def test_a_target_from_a_file_needs_features_and_the_right_shape(tmp_path: Path,
 def test_weighted_is_for_target_runs(tmp_path: Path, capsys) -> None:
     assert "unknown target 'nope'" in error_of(["fit-target", "--target", "nope", *TINY], capsys)
     assert "takes -n, --seed and --out only" in error_of(["sample", "x", "-n", "3", "--weighted", "--temperature", "0.5"], capsys)
+
+
+def test_ema_and_path_gradient_are_options_recorded_in_the_config(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "run"
+    assert main(["fit-target", "--target", "banana", *TINY, "--ema", "0.9", "--no-path-gradient", "--out", str(folder)]) == 0
+    options = json.loads((folder / "config.json").read_text())["options"]
+    assert options["ema"] == 0.9 and options["path_gradient"] is False
+    assert "expected a fraction in [0, 1)" in error_of(["fit-target", "--target", "banana", "--ema", "1"], capsys)

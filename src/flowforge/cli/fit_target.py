@@ -19,9 +19,9 @@ from ..errors import FlowforgeError
 from ..flows import MODELS, Flow, build_model
 from ..targets import TARGETS, Target, compare_to_reference, importance_sample, load_target
 from ..train import TargetHistory, fit_target, save
-from ..train.target_options import OBJECTIVES
+from ..train.target_options import OBJECTIVES, TargetOptions
 from .argparse_internals import Subcommands
-from .options import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
+from .options import FRACTION, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .run_folder import RunFolder, finite
 
 KIND = "target"
@@ -47,6 +47,12 @@ def add_parser(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=POSITIVE_FLOAT, default=2.0, help="alpha of --objective alpha (default 2)")
     p.add_argument("--anneal-steps", type=NON_NEGATIVE_INT, default=0,
                    help="temper the target over the first N steps, beta from 0.1 to 1 (default 0: none)")
+    p.add_argument("--ema", type=FRACTION, default=TargetOptions().ema or 0.0, metavar="DECAY",
+                   help="decay of the moving average of the weights that is evaluated and kept "
+                        f"(default {TargetOptions().ema or 0}; 0: the live weights)")
+    p.add_argument("--path-gradient", action=argparse.BooleanOptionalAction, default=TargetOptions().path_gradient,
+                   help="reverse_kl: the path gradient (sticking the landing), whose noise vanishes as the flow "
+                        f"approaches the target (default {'on' if TargetOptions().path_gradient else 'off'})")
     p.add_argument("--eval-samples", type=POSITIVE_INT, default=10_000, help="samples for the final ESS and log Z (default 10000)")
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<target>-<model>-<time>)")
@@ -64,7 +70,8 @@ def fit_target_command(args: argparse.Namespace) -> int:
     flow = build_model(args.model, features=target.features, layers=args.layers, hidden=tuple(args.hidden))
     folder = RunFolder.claim_named(args.out, f"{target.name}-{args.model}")
     options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "objective": args.objective,
-               "alpha": args.alpha, "anneal_steps": args.anneal_steps, "seed": args.seed}
+               "alpha": args.alpha, "anneal_steps": args.anneal_steps, "ema": args.ema or None,
+               "path_gradient": args.path_gradient, "seed": args.seed}
     folder.write_record({"kind": KIND, "target": _target_spec(args.target), "features": target.features,
                          "model": flow.spec, "options": options, "eval_samples": args.eval_samples})
     log = _EvaluationLog(folder.path / "metrics.jsonl")

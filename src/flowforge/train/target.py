@@ -29,6 +29,7 @@ from ..targets.base import Target, as_target
 from ..targets.importance import importance_sample
 from ..transforms.base import data_dependent_layers, sets_up_on_this_call
 from ..transforms.standardize import Standardize
+from .average import WeightAverage
 from .history import TrainState, clone_state
 from .optim import adam, learning_rate
 from .target_options import TargetHistory, TargetOptions
@@ -70,6 +71,7 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
     forward = _forward_samples(flow, samples, sample_weights)
     optimizer = _adam(flow, options)
     state = _first_state(flow, target, optimizer, options, resume, contexts)
+    average = WeightAverage(flow, options.ema, resume.get("ema") if resume else None) if options.ema else None
     history = state.history
     start_time = time.perf_counter() - history.seconds
     flow.train()
@@ -86,22 +88,27 @@ def fit_target(flow: Flow, target: Target | Callable[..., Tensor] | str, *, cont
                 _on_non_finite(flow, optimizer, state, step)
                 continue
             state.bad_in_row = 0
+            if average is not None:
+                average.update(flow)
             history.step.append(step)
             history.train_nll.append(value)
             history.lr.append(lr)
             if state.step % options.eval_every == 0 or state.step == options.steps:
-                _evaluate(flow, target, optimizer, state, options, contexts)
+                _evaluate(flow, target, optimizer, state, options, contexts, average)
                 flow.train()
             bar.set_postfix(loss=f"{value:.3f}", ess=f"{history.val_ess[-1]:.3f}" if history.val_ess else "-", refresh=False)
             bar.update(state.step - bar.n)
             if callback is not None:
                 callback(state.step, flow, history)
             if options.checkpoint_every and state.step % options.checkpoint_every == 0 and state.step < options.steps:
-                _checkpoint(on_checkpoint, state, optimizer, start_time)
+                _checkpoint(on_checkpoint, state, optimizer, start_time, average=average)
     live = clone_state(flow)  # the weights to continue from, also of a stopped run: `resume` loads them
-    if not history.interrupted and state.best is not None and options.keep_best != "last":
-        flow.load_state_dict(state.best)
-    _checkpoint(on_checkpoint, state, optimizer, start_time, live)
+    if not history.interrupted:
+        if state.best is not None and options.keep_best != "last":
+            flow.load_state_dict(state.best)
+        elif average is not None:
+            flow.load_state_dict(average.module_state(flow))
+    _checkpoint(on_checkpoint, state, optimizer, start_time, live, average)
     flow.eval()
     return history
 
@@ -217,10 +224,18 @@ def _on_non_finite(flow: Flow, optimizer: torch.optim.Optimizer, state: TrainSta
 
 
 def _evaluate(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, state: TrainState, options: TargetOptions,
-              contexts: Tensor | None) -> None:
-    """Importance-sample fresh points; record ESS, log Z and the reverse KL; keep the best weights."""
+              contexts: Tensor | None, average: WeightAverage | None) -> None:
+    """Importance-sample fresh points; record ESS, log Z and the reverse KL; keep the best weights.
+    With a weight average, the averaged weights are the ones evaluated and kept; training goes on
+    from the live ones."""
     history = state.history
+    live = clone_state(flow)
+    if average is not None:
+        flow.load_state_dict(average.module_state(flow))
     result = importance_sample(flow, target, options.eval_samples, context=draw_contexts(contexts, options.eval_samples))
+    evaluated = clone_state(flow) if average is not None else live
+    if average is not None:
+        flow.load_state_dict(live)
     history.target_evaluations += options.eval_samples
     log_w = result.log_weights
     kl = float((-log_w).mean()) if log_w.numel() and bool(torch.isfinite(log_w).all()) else math.inf
@@ -229,24 +244,38 @@ def _evaluate(flow: Flow, target: Target, optimizer: torch.optim.Optimizer, stat
     history.val_ess.append(result.ess)
     history.val_log_z.append(result.log_z)
     history.val_log_z_stderr.append(result.log_z_stderr)
-    snapshot = (clone_state(flow), clone_state(optimizer))
     if math.isfinite(result.log_z):
-        state.good = snapshot
-    score = -result.ess if options.keep_best == "ess" else kl  # lower is better
-    if score < history.best_val_nll:
+        state.good = (live, clone_state(optimizer))
+    by_ess = options.keep_best == "ess"
+    score = -result.ess if by_ess else kl  # lower is better
+    lowest = min([-ess for ess in history.val_ess[:-1]] if by_ess else history.val_nll[:-1], default=math.inf)
+    if math.isfinite(score) and score <= lowest + (0.0 if by_ess else _noise(log_w)):
         history.best_val_nll, history.best_step = score, state.step
-        state.best, state.evals_since_best = snapshot[0], 0
-    else:
-        state.evals_since_best += 1
+        state.best = evaluated
+    state.evals_since_best = 0 if score < lowest else state.evals_since_best + 1
     if options.patience is not None and state.evals_since_best >= options.patience:
         history.stopped_early = True
 
 
+def _noise(log_w: Tensor) -> float:
+    """How much lower than another evaluation's reverse KL this one may be by chance alone: two
+    standard errors of the difference of two estimates, each mean(-log w) over its own samples.
+    A later state whose held-out KL is within this of the lowest is kept: near convergence the
+    estimates differ by their noise, and the later weights (at a lower learning rate, averaged
+    longer) are the better bet."""
+    if log_w.numel() < 2 or not bool(torch.isfinite(log_w).all()):
+        return 0.0
+    return 2 * math.sqrt(2) * float(log_w.double().std()) / math.sqrt(log_w.numel())
+
+
 def _checkpoint(on_checkpoint: Callable[[dict[str, Any]], None] | None, state: TrainState,
-                optimizer: torch.optim.Optimizer, start_time: float, live: dict[str, Any] | None = None) -> None:
+                optimizer: torch.optim.Optimizer, start_time: float, live: dict[str, Any] | None = None,
+                average: WeightAverage | None = None) -> None:
     state.history.seconds = time.perf_counter() - start_time
     if on_checkpoint is not None:
         saved = state.to_dict(optimizer)
         if live is not None:
             saved["live_model"] = live
+        if average is not None:
+            saved["ema"] = average.to_dict()
         on_checkpoint(saved)

@@ -32,8 +32,16 @@ class TargetOptions:
         forward_weight: the weight of the forward-KL term -mean log q(s) on `samples` given to fit_target.
         eval_every: steps between held-out importance-sampling evaluations (default: steps / 20).
         eval_samples: fresh samples per evaluation.
-        keep_best: which evaluated weights end in the flow: "elbo" (lowest held-out reverse KL),
+        keep_best: which evaluated weights end in the flow: "elbo" (the latest whose held-out reverse
+            KL is within two standard errors of the lowest: later weights unless earlier ones are
+            measurably better),
             "ess" (highest ESS), "last", or "auto" ("elbo" for reverse_kl, "ess" for alpha).
+        ema: the decay of an exponential moving average of the weights (Polyak averaging), e.g.
+            0.99: the evaluations score, and `keep_best` keeps, the averaged weights, while training
+            continues from the live ones; None or 0: no average.
+        path_gradient: reverse_kl only: the path gradient ("sticking the landing"), which drops the
+            score term of the reparameterised gradient: the same expected gradient, with a variance
+            that vanishes as q approaches the target (one more pass of the flow per step).
         patience: evaluations without improvement before stopping early (None: never).
         progress: show a progress bar.
         checkpoint_every: steps between calls of `on_checkpoint` (None: only at the end).
@@ -55,6 +63,8 @@ class TargetOptions:
     eval_every: int | None = None
     eval_samples: int = 2048
     keep_best: str = "auto"
+    ema: float | None = 0.99
+    path_gradient: bool = True
     patience: int | None = None
     progress: bool = True
     checkpoint_every: int | None = None
@@ -71,6 +81,9 @@ class TargetOptions:
             raise FlowforgeError(f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
         if self.keep_best not in KEEP_BEST:
             raise FlowforgeError(f"unknown keep_best {self.keep_best!r}; choose from {', '.join(KEEP_BEST)}")
+        if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
+                                     or not 0 <= self.ema < 1):
+            raise FlowforgeError(f"ema must be a decay in [0, 1) or None, got {self.ema!r}")
         if self.anneal_start > 1 or self.forward_weight < 0:
             raise FlowforgeError("anneal_start must be in (0, 1] and forward_weight >= 0")
         check_schedule(self.schedule)
