@@ -64,7 +64,7 @@ def test_standard_normal_z_gives_the_kernel_density() -> None:
     y = torch.linspace(-20, 60, 40001, dtype=torch.float64)[:, None].expand(-1, 2)
     z, _ = marginals(y)
     for j in range(2):
-        single = CopulaMarginals(marginals.points[:, j:j + 1], marginals.bandwidth[j:j + 1])
+        single = CopulaMarginals(*(t[..., j:j + 1] for t in (marginals.points, marginals.bandwidth, marginals.mean, marginals.scale)))
         density = torch.exp(-0.5 * z[:, j] ** 2 - 0.5 * math.log(2 * math.pi) + single(y[:, j:j + 1])[1])
         assert float(torch.trapezoid(density, y[:, 0])) == pytest.approx(1.0, abs=1e-3)
 

@@ -196,7 +196,7 @@ class TableFlow:
         copies = copies_for(len(train))
         y_train, c_train = flow_data(self.schema, x[train], hot[train], copies, generator)
         y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
-        self.copula = CopulaMarginals.fit(y_train) if self.marginals == "copula" else None
+        self.copula = CopulaMarginals.fit(y_train, rows=len(train)) if self.marginals == "copula" else None
         if self.copula is not None:  # the flow models z = Phi^-1(F_h(y)); the map's log-det is the same for every flow
             y_train, y_val = self.copula(y_train)[0].float(), self.copula(y_val)[0].float()
         self.flow = self._build_flow(x.shape[1], len(train))
