@@ -256,6 +256,9 @@ def table_check_rows(run: str | os.PathLike, path: str | os.PathLike | None = No
         raise FlowforgeError(f"{source}: no complete rows inside the model's support to check")
     x = torch.from_numpy(encoded.continuous[ok])
     y, _ = to_latents(model.schema, x, noise(model.schema, len(x), 1, torch.Generator().manual_seed(0))[0])
+    maps = "support maps"
+    if getattr(model, "copula", None) is not None:  # marginals="copula": the flow's inputs are the copula's z
+        y, maps = model.copula(y)[0], "support maps and copula marginals"
     hot = one_hot(torch.from_numpy(encoded.codes[ok]), model.discrete.sizes)
     context = hot.numpy() if hot.shape[1] else None
-    return model.flow, y.numpy(), context, f"{source} ({int(ok.sum())} complete rows, continuous columns after their support maps)"
+    return model.flow, y.numpy(), context, f"{source} ({int(ok.sum())} complete rows, continuous columns after their {maps})"

@@ -27,6 +27,7 @@ from ..flows.flow import Flow
 from ..train import fit
 from . import notices, small
 from .baseline import TAIL_WEIGHT, GaussianBaseline
+from .copula import CopulaMarginals
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
@@ -49,7 +50,9 @@ from .training import (
 )
 
 KEEP_TEST_SAMPLES = 256  # importance draws per incomplete row in small.keep_trained's test
-OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
+OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples",
+           "marginals")
+MARGINALS = ("support", "copula")
 
 
 @dataclass
@@ -73,6 +76,9 @@ class TableFlow:
             training rows and 128x128 above, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
         samples: dequantisation draws per row when scoring integer and date columns.
+        marginals: "support" (the default): the flow sees the continuous cells after their support
+            maps; "copula": then also through each column's kernel-smoothed empirical CDF and the
+            normal quantile (copula.py), so the flow starts as a Gaussian copula with those marginals.
 
     After fit, `metrics` says whether log_prob is exact or a lower bound (dequantised columns),
     whether the flow moved from its starting Gaussian (and why not), rows used and dropped, time.
@@ -92,6 +98,7 @@ class TableFlow:
     val_fraction: float = 0.15
     patience: int = 20
     samples: int = 16
+    marginals: str = "support"
     metrics: dict[str, Any] = field(default_factory=dict)
     decimals: dict[str, int] = field(default_factory=dict)
 
@@ -106,6 +113,8 @@ class TableFlow:
         started = time.perf_counter()
         if self.missing not in MISSING:
             raise FlowforgeError(f"missing={self.missing!r}: choose from {', '.join(MISSING)}")
+        if self.marginals not in MARGINALS:
+            raise FlowforgeError(f"marginals={self.marginals!r}: choose from {', '.join(MARGINALS)}")
         self.schema = self.schema or infer_schema(df)
         if self.missing in ("level", "model"):
             self.schema = with_blank_levels(self.schema, df)
@@ -187,6 +196,9 @@ class TableFlow:
         copies = copies_for(len(train))
         y_train, c_train = flow_data(self.schema, x[train], hot[train], copies, generator)
         y_val, c_val = flow_data(self.schema, x[val], hot[val], copies, generator)
+        self.copula = CopulaMarginals.fit(y_train, rows=len(train)) if self.marginals == "copula" else None
+        if self.copula is not None:  # the flow models z = Phi^-1(F_h(y)); the map's log-det is the same for every flow
+            y_train, y_val = self.copula(y_train)[0].float(), self.copula(y_val)[0].float()
         self.flow = self._build_flow(x.shape[1], len(train))
         initial = small.start_state(self.flow)
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
@@ -209,8 +221,9 @@ class TableFlow:
                                 "model": self.flow.spec}
         if stayed:
             start = "full-covariance" if len(train) < SMALL_TABLE_ROWS else "per-column"
+            start += " Gaussian copula (kernel-smoothed marginals)" if self.copula is not None else " Gaussian"
             self.metrics["flow"]["why"] = (f"the held-out NLL of {len(val)} rows never improved on the flow's start, "
-                                           f"the {start} Gaussian fitted to the rows, so the flow kept it")
+                                           f"the {start} fitted to the rows, so the flow kept it")
         if test is not None:
             self.metrics["flow"].update(validation_gain=test["gain"], validation_gain_error=test["gain_error"])
         if test is not None and extra is not None:
@@ -219,7 +232,7 @@ class TableFlow:
         if test is not None and not test["kept"]:
             self.metrics["flow"].update(stayed_at_gaussian=True, why=(
                 f"on its {len(val)} validation rows{incomplete} the trained flow (best at step {history.best_step}) was not clearly better "
-                f"than its start, the full-covariance Gaussian of the {len(train)} training rows ({small.describe_gain(test)}): "
+                f"than its start, the full-covariance {'Gaussian copula' if self.copula is not None else 'Gaussian'} of the {len(train)} training rows ({small.describe_gain(test)}): "
                 "too few rows to tell a flow's extra shape from chance, so the flow was reset to that Gaussian"))
 
     def _incomplete_log_prob(self) -> np.ndarray:
@@ -315,14 +328,19 @@ class TableFlow:
         context = hot if hot.shape[1] else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x = from_latents(self.schema, self.flow.sample(len(hot), context=context).double())
+            x = from_latents(self.schema, self._latents(self.flow.sample(len(hot), context=context)))
             for _ in range(20):
                 bad = ~np.isfinite(x).all(1)
                 if not bad.any():
                     return x
                 again = self.flow.sample(int(bad.sum()), context=context[bad] if context is not None else None)
-                x[bad] = from_latents(self.schema, again.double())
+                x[bad] = from_latents(self.schema, self._latents(again))
         raise FlowforgeError("sample: the flow keeps producing non-finite values; refit with more steps or a smaller lr")
+
+    def _latents(self, z: torch.Tensor) -> torch.Tensor:
+        """The flow's samples as latents y, float64 (through the copula's inverse with marginals="copula")."""
+        copula = getattr(self, "copula", None)
+        return copula.inverse(z) if copula is not None else z.double()
 
     def save(self, folder: str) -> None:
         from .storage import save_table

@@ -50,7 +50,11 @@ def joint_log_prob(model, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     discrete = model.discrete.log_prob(codes).double()
     hot = one_hot(codes, model.discrete.sizes)
     context = hot if hot.shape[1] else None
-    flow = discrete + (model.flow.log_prob(y.float(), context).double() if model.flow is not None else 0.0)
+    flow = discrete
+    if model.flow is not None:
+        copula = getattr(model, "copula", None)  # marginals="copula": the flow's density is of z = Phi^-1(F_h(y))
+        z, log_det = copula(y) if copula is not None else (y, 0.0)
+        flow = flow + model.flow.log_prob(z.float(), context).double() + log_det
     baseline = getattr(model, "baseline", None)  # None in a model saved before the mixture
     if baseline is None:
         return flow

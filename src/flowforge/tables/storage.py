@@ -1,5 +1,6 @@
 """A fitted TableFlow as a folder, no pickle: table.json (schema, options, metrics), flow.pt
-(flowforge.save: builder name, kwargs, weights), categorical.pt, baseline.pt and, with
+(flowforge.save: builder name, kwargs, weights), categorical.pt, baseline.pt, with marginals="copula"
+copula.pt (the kernel CDFs' training latents and bandwidths) and, with
 missing="model", pattern.pt (state_dicts of tensors, read back with torch.load(weights_only=True);
 the blank patterns' columns and levels are in table.json)."""
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from ..errors import FlowforgeError
 from ..train import load, save
 from .baseline import GaussianBaseline
+from .copula import CopulaMarginals
 from .discrete import CategoricalAR
 from .missingness import PatternModel, Patterns
 from .schema import Schema
@@ -28,6 +30,9 @@ def save_table(model, folder: str | os.PathLike) -> Path:
         save(model.flow, path / "flow.pt")
     torch.save(model.discrete.state_dict(), path / "categorical.pt")
     torch.save(model.baseline.state_dict(), path / "baseline.pt")
+    copula = getattr(model, "copula", None)
+    if copula is not None:
+        torch.save(copula.state_dict(), path / "copula.pt")
     pattern_model = getattr(model, "pattern_model", None)
     if pattern_model is not None:
         torch.save(pattern_model.state_dict(), path / "pattern.pt")
@@ -57,6 +62,9 @@ def load_table(folder: str | os.PathLike):
     model.discrete.load_state_dict(torch.load(path / "categorical.pt", weights_only=True))
     model.flow = load(path / "flow.pt") if record["has_flow"] else None
     model.decimals = record.get("decimals", {})
+    model.copula = None  # marginals="support", or a folder saved before the option
+    if (path / "copula.pt").is_file():
+        model.copula = CopulaMarginals.from_state(torch.load(path / "copula.pt", weights_only=True))
     if record.get("patterns") is not None:  # missing="model"
         model.patterns = Patterns.from_json(record["patterns"])
         model.pattern_model = None
