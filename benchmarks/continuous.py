@@ -13,17 +13,20 @@ divergence), zuko's by its own exact-trace solver (atol 1e-6, rtol 1e-5). torchc
 from noise (t = 0) to data (t = 1): it is evaluated as w(s, x) = -v(1 - s, x), the same ODE
 read the other way. zuko and torchcfm train on standardised data (flowforge's models standardise
 inside), and their NLL is moved back to the data's scale by the log-Jacobian of the scaling.
-Methods run one after another per data set, once.
+Methods run one after another per data set, once. flowforge's flow matching adds two options of
+its `fit` at the same lr and batch (FM_OPTIONS): times t = u^2 and a moving average of the weights,
+which its curve measures (fit stops at each point, leaving the average in the flow, and resumes).
 
     PYTHONPATH=src /work/venv-peers/bin/python benchmarks/continuous.py [--budget 60] [--data checkerboard,8gaussians,2spirals]
 
-`--long-steps N` adds a run by steps, not by budget, "flowforge cnf flow-matching (long)": the
-settings that reach checkerboard's target (test NLL <= 3.52 nats, entropy 3.466): flow matching
-for N steps of batch LONG_BATCH, lr LONG_LR with cosine decay, a field with Fourier features of x
-(`space_frequencies=4`); its CPU seconds are reported beside the test NLL. `--methods ""` runs it
-alone:
+`--long-steps N` adds a run by steps, not by budget, "flowforge cnf flow-matching (long)", for
+checkerboard's target (test NLL <= 3.52 nats, entropy 3.466): flow matching for N steps of batch
+LONG_BATCH, lr LONG_LR with cosine decay, times t = u^2, a field with Fourier features of x
+(`space_frequencies=4`), then `--long-finetune M` steps of maximum likelihood (batch
+FINETUNE_BATCH, lr FINETUNE_LR, solves at FINETUNE_TOL), which sharpens the edges; its CPU seconds
+are reported beside the test NLL after each phase. `--methods ""` runs it alone:
 
-    PYTHONPATH=src /work/main/.venv/bin/python benchmarks/continuous.py --data checkerboard --methods "" --long-steps 5000
+    PYTHONPATH=src /work/main/.venv/bin/python benchmarks/continuous.py --data checkerboard --methods "" --long-steps 20000 --long-finetune 150
 """
 from __future__ import annotations
 
