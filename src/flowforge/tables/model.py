@@ -12,8 +12,10 @@ mixture costs at most -log(1 - w) ~ w nats on any row. Identifier and constant c
 from __future__ import annotations
 
 import inspect
+import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ from ..errors import FlowforgeError
 from ..flows import MODELS, build_model
 from ..flows.flow import Flow
 from ..train import fit
+from ..train.history import History
 from . import notices, small
 from .baseline import TAIL_WEIGHT, GaussianBaseline
+from .checkpoint import FORMAT, TableCheckpoint, continued, read_table_checkpoint, rows_fingerprint
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
 from .infer import infer_schema
@@ -94,10 +98,24 @@ class TableFlow:
         options["hidden"] = list(options["hidden"]) if options["hidden"] else None
         return options
 
-    def fit(self, df: pd.DataFrame) -> TableFlow:
+    def fit(self, df: pd.DataFrame, *, checkpoint: str | os.PathLike | None = None, save_every: int | None = None,
+            resume: bool = False, should_stop: Callable[[], bool] | None = None) -> TableFlow:
+        """Fit the table's model to the rows of `df`.
+
+        Args:
+            checkpoint: a file for the training state (tables/checkpoint.py; no pickle), written
+                every `save_every` steps of the flow, at the end, and when `should_stop` asks.
+            resume: continue from `checkpoint` (the same rows, schema and options; `steps` may
+                grow): on the CPU the result equals a fit that never stopped.
+            should_stop: polled at each flow step; True ends training after that step with the
+                checkpoint written, and this TableFlow stays unfitted (`metrics["interrupted_at_step"]`)
+                until a fit with resume=True finishes it.
+        """
         started = time.perf_counter()
         if self.missing not in MISSING:
             raise FlowforgeError(f"missing={self.missing!r}: choose from {', '.join(MISSING)}")
+        if (resume or save_every or should_stop) and checkpoint is None:
+            raise FlowforgeError("fit: resume, save_every and should_stop need checkpoint=PATH (the file the training state goes to)")
         self.schema = self.schema or infer_schema(df)
         if self.missing == "level":
             self.schema = with_blank_levels(self.schema, df)
@@ -111,10 +129,18 @@ class TableFlow:
         few = notices.few_values(self.schema, x[train])
         if few:
             warnings.warn(few, stacklevel=2)
+        record = self._checkpoint_record(x, encoded.codes[keep])
+        saved = read_table_checkpoint(checkpoint, record) if resume else None
+        self.metrics.pop("interrupted_at_step", None)
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
-            self._fit_discrete(codes, train, val)
-            self._fit_continuous(x, codes, train, val)
+            self._fit_discrete(codes, train, val, saved)
+            saving = {"checkpoint": TableCheckpoint(checkpoint, None, {**record, "categorical": self.metrics["categorical"]},
+                                                    self.discrete.state_dict()), "save_every": save_every,
+                      "should_stop": should_stop} if checkpoint is not None else {}
+            self._fit_continuous(x, codes, train, val, saved, **saving)
+        if "interrupted_at_step" in self.metrics:
+            return self
         self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
         self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
                          if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
@@ -123,10 +149,19 @@ class TableFlow:
                             fit_seconds=round(time.perf_counter() - started, 2))
         return self
 
-    def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
+    def _checkpoint_record(self, x: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
+        """What a checkpoint was fitted to: a resumed fit must match it (steps may change)."""
+        return {"format": FORMAT, "schema": self.schema.to_json(), "options": self.options,
+                "steps": self.steps or DEFAULT_STEPS, "rows": rows_fingerprint(x, codes)}
+
+    def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray, saved: dict[str, Any] | None = None) -> None:
         sizes = [len(c.levels) for c in self.schema.discrete]
         priors = [smoothed_log_frequencies(codes[train, k].numpy(), s) for k, s in enumerate(sizes)]
-        self.discrete = CategoricalAR(sizes, priors)
+        self.discrete = CategoricalAR(sizes, priors)  # built when resuming too: the flow's initial weights follow in torch's stream
+        if saved is not None:
+            self.discrete.load_state_dict(saved["categorical"])
+            self.metrics["categorical"] = saved["record"]["categorical"]
+            return
         result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or DEFAULT_STEPS, self.seed)
         self.metrics["categorical"] = result
 
@@ -142,8 +177,10 @@ class TableFlow:
             del kwargs["seed"]  # realnvp and nice have no random choices to seed (torch's seed sets their weights)
         return build_model(self.model, features=features, **kwargs)
 
-    def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
-        self.flow = None
+    def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray, saved: dict[str, Any] | None = None,
+                        checkpoint: TableCheckpoint | None = None, save_every: int | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> None:
+        self.flow, self.history = None, History()
         if not self.schema.continuous:
             return
         hot = one_hot(codes, self.discrete.sizes)
@@ -154,6 +191,12 @@ class TableFlow:
         self.flow = self._build_flow(x.shape[1], len(train))
         initial = small.start_state(self.flow)
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
+        if checkpoint is not None:
+            checkpoint.flow = self.flow
+            context.update(on_checkpoint=checkpoint, checkpoint_every=save_every, should_stop=should_stop)
+        if saved is not None:
+            self.flow.load_state_dict(saved["weights"])
+            context["resume"] = continued(saved["train_state"], saved["record"]["steps"], self.steps or DEFAULT_STEPS)
         lr = self.lr or default_lr(len(train))
         with warnings.catch_warnings():
             # the dequantised copies of a row repeat its other cells by design (a nonnegative column's
@@ -163,6 +206,10 @@ class TableFlow:
             warnings.filterwarnings("ignore", message=".*(takes only .* distinct values|is constant \\()", category=UserWarning)
             history = fit(self.flow, y_train, y_val, steps=self.steps or DEFAULT_STEPS, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, patience=self.patience, progress=False, **context)
+        self.history = history
+        if history.interrupted:  # the checkpoint holds the live weights; resume=True goes on from them
+            self.metrics["interrupted_at_step"] = len(history.step) + history.skipped_steps
+            return
         self.flow.eval()
         stayed = history.best_step == 0
         test = small.keep_trained(self.flow, initial, y_val, c_val, len(val)) if len(train) < SMALL_TABLE_ROWS and not stayed else None
@@ -189,7 +236,10 @@ class TableFlow:
         return {"likelihood": kind, "dequantised": dequantised, "dequantisation_samples": self.samples if dequantised else 0}
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "discrete"):
+        if "interrupted_at_step" in self.metrics:
+            raise FlowforgeError(f"this TableFlow's fit stopped at step {self.metrics['interrupted_at_step']}: "
+                                 "finish it with fit(df, checkpoint=..., resume=True)")
+        if not hasattr(self, "discrete") or not hasattr(self, "baseline"):
             raise FlowforgeError("this TableFlow is not fitted: call fit(df) or TableFlow.load(folder)")
 
     @torch.no_grad()
