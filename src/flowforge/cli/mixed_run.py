@@ -38,6 +38,7 @@ from ..tables import Schema, TableFlow, infer_schema
 from ..tables.discrete import one_hot
 from ..tables.encode import encode
 from ..tables.files import read_table, write_table
+from ..tables.infer import declared_dates
 from ..tables.latent import noise, to_latents
 from .config import TrainConfig
 from .guard import StopSignals
@@ -130,13 +131,14 @@ def _subset(df: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
 
 def _schema(df: pd.DataFrame, columns: str | None, schema_file: str | None) -> Schema:
     """The inferred schema with `--columns`' kinds, or the one in a `--schema` file (JSON, as
-    config.json records it)."""
+    config.json records it; a datetime column's dates are read in its "format")."""
     if schema_file is None:
         return infer_schema(df, overrides=columns)
     try:
-        return Schema.from_json(json.loads(Path(schema_file).read_text()))
+        schema = Schema.from_json(json.loads(Path(schema_file).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise FlowforgeError(f"--schema {schema_file}: not a flowforge table schema ({error})") from None
+    return declared_dates(schema, df)  # a datetime column's "format", set by hand, reads its cells
 
 
 def _split(df: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

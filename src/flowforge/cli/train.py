@@ -82,7 +82,8 @@ def _add_table_arguments(p: argparse.ArgumentParser) -> None:
     kinds = p.add_mutually_exclusive_group()
     kinds.add_argument("--columns", metavar="NAME:KIND,...",
                        help="column kinds for a table of mixed columns, overriding the inferred ones: real, positive, nonnegative, "
-                            "bounded(LOW,HIGH), integer, categorical, datetime, identifier, ignored (left out), e.g. price:positive,cut:categorical")
+                            "bounded(LOW,HIGH), integer, categorical, datetime or datetime(FORMAT) (e.g. datetime(%%d/%%m/%%Y)), identifier, ignored (left out), "
+                            "e.g. price:positive,cut:categorical")
     kinds.add_argument("--schema", metavar="FILE", help="a table's schema as JSON (the 'schema' entry of a table run's config.json)")
     p.add_argument("--missing", choices=MISSING, default="drop",
                    help="blank cells of a mixed table: drop their rows from training, with the counts printed, or level: a blank category is a level of its own (blank numbers still drop the row; default drop)")
