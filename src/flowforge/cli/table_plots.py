@@ -43,7 +43,8 @@ def write_table_plots(folder: Path, model: TableFlow, data: pd.DataFrame, seed: 
     history = getattr(model, "history", None)
     if history is not None and history.step:
         paths.append(viz.plot_training_curve(np.add(history.step, 1), history.train_nll, folder / "training_curve.png",
-                                             history.val_step, history.val_nll))
+                                             history.val_step, history.val_nll,
+                                             title="the flow's NLL: continuous columns after their support maps, given the categories"))
     return paths
 
 
