@@ -135,10 +135,9 @@ class TableFlow:
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
             self._fit_discrete(codes, train, val, saved)
-            saving = {"checkpoint": TableCheckpoint(checkpoint, None, {**record, "categorical": self.metrics["categorical"]},
-                                                    self.discrete.state_dict()), "save_every": save_every,
-                      "should_stop": should_stop} if checkpoint is not None else {}
-            self._fit_continuous(x, codes, train, val, saved, **saving)
+            saving = None if checkpoint is None else {"path": checkpoint, "record": {**record, "categorical": self.metrics["categorical"]},
+                                                      "save_every": save_every, "should_stop": should_stop}
+            self._fit_continuous(x, codes, train, val, saved, saving)
         if "interrupted_at_step" in self.metrics:
             return self
         self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
@@ -178,8 +177,9 @@ class TableFlow:
         return build_model(self.model, features=features, **kwargs)
 
     def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray, saved: dict[str, Any] | None = None,
-                        checkpoint: TableCheckpoint | None = None, save_every: int | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> None:
+                        saving: dict[str, Any] | None = None) -> None:
+        """Fit the flow; `saved`: a checkpoint to resume (read_table_checkpoint), `saving`: where and
+        when to write one (path, record, save_every, should_stop)."""
         self.flow, self.history = None, History()
         if not self.schema.continuous:
             return
@@ -191,9 +191,9 @@ class TableFlow:
         self.flow = self._build_flow(x.shape[1], len(train))
         initial = small.start_state(self.flow)
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
-        if checkpoint is not None:
-            checkpoint.flow = self.flow
-            context.update(on_checkpoint=checkpoint, checkpoint_every=save_every, should_stop=should_stop)
+        if saving is not None:
+            context.update(on_checkpoint=TableCheckpoint(saving["path"], self.flow, saving["record"], self.discrete.state_dict()),
+                           checkpoint_every=saving["save_every"], should_stop=saving["should_stop"])
         if saved is not None:
             self.flow.load_state_dict(saved["weights"])
             context["resume"] = continued(saved["train_state"], saved["record"]["steps"], self.steps or DEFAULT_STEPS)
