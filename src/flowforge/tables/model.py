@@ -50,6 +50,13 @@ from .training import (
     with_blank_levels,
 )
 
+# The flow's size, measured on the tables benchmark's six tables below 2,000 training rows, seeds 0-2
+# (benchmarks/RESULTS.md, "Tables: TableFlow's size"): 2 layers did worse on every table where the flow
+# moves, 6 were mixed (9 of 15 seed pairs better than 4) at 1.5x the time; 128x128 beat 64x64 in 11 of 15
+# (Boston 28.27 -> 27.79 nats, iris 2.68 -> 2.48, every seed; within 0.02 elsewhere). Larger tables had 128x128 already.
+DEFAULT_LAYERS = 4
+DEFAULT_HIDDEN = (128, 128)
+
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples")
 
 
@@ -65,8 +72,8 @@ class TableFlow:
         steps: training steps of each part (None: DEFAULT_STEPS, 3000), early-stopped on held-out rows.
         missing: "drop" rows with blank cells (their counts, per column, in a warning), or
             "level": blank categorical cells are a level of their own (blank numbers still drop).
-        layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
-            training rows and 128x128 above, lr from training.default_lr).
+        layers, hidden, lr: the flow's size and learning rate (None: DEFAULT_LAYERS spline
+            couplings of DEFAULT_HIDDEN, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
         samples: dequantisation draws per row when scoring integer and date columns.
 
@@ -166,7 +173,7 @@ class TableFlow:
 
     def _build_flow(self, features: int, rows: int) -> Flow:
         small = rows < SMALL_TABLE_ROWS
-        kwargs = {"layers": self.layers or 4, "hidden": tuple(self.hidden or ((64, 64) if small else (128, 128))),
+        kwargs = {"layers": self.layers or DEFAULT_LAYERS, "hidden": tuple(self.hidden or DEFAULT_HIDDEN),
                   "context_features": sum(len(c.levels) for c in self.schema.discrete),
                   "standardize": "whiten" if small else True, "seed": self.seed}
         if self.model == "nsf" and features == 1:
