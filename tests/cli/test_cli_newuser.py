@@ -22,7 +22,7 @@ def table_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_config_json_records_the_model_a_table_run_trained(table_run) -> None:
     _, folder = table_run
-    config = json.loads((folder / "config.json").read_text())["config"]
+    config = json.loads((folder / "config.json").read_text())["trained"]
     trained = json.loads((folder / "metrics.json").read_text())["table"]["flow"]
     assert config["model"] == trained["model"]["model"] == "nsf"
     assert config["layers"] == trained["model"]["kwargs"]["layers"] and config["hidden"] == trained["model"]["kwargs"]["hidden"]

@@ -7,6 +7,9 @@ or when `--columns`/`--schema` declares column kinds. Purely numeric files keep 
 
     RUN/config.json     the TrainConfig, {"kind": "table"}, the schema and the data's source
     RUN/table/          the fitted TableFlow (TableFlow.save: JSON + weights, no pickle)
+    RUN/checkpoint.pt   the training state (every --save-every steps, at the end, on SIGINT/SIGTERM)
+                        that `train --resume RUN` continues (cli/table_resume.py)
+    RUN/plots/          per-column marginals, a pairs plot and the loss curve (cli/table_plots.py)
     RUN/metrics.json    test_nll over the held-out rows that have a finite score, the likelihood's
                         kind ("exact" or "lower bound" where integers or dates are dequantised),
                         the training rows dropped for blank cells and the blank cells per column
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -34,14 +38,18 @@ from ..tables import Schema, TableFlow, infer_schema
 from ..tables.discrete import one_hot
 from ..tables.encode import encode
 from ..tables.files import read_table, write_table
+from ..tables.infer import declared_dates
 from ..tables.latent import noise, to_latents
 from ..tables.training import DEFAULT_STEPS
 from .config import TrainConfig
+from .guard import StopSignals
 from .run_folder import RunFolder, file_sha256
-from .training import RunResult
+from .table_plots import write_table_plots
+from .training import RunResult, draw_or_warn
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 TABLE_FOLDER = "table"
+TABLE_CHECKPOINT = "checkpoint.pt"  # TableFlow.fit's training state, for train --resume (tables/checkpoint.py)
 # what TableFlow chooses from the table itself unless given on the command line (same names in both)
 TABLE_OPTIONS = ("model", "steps", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience")
 
@@ -78,23 +86,37 @@ def train_table_run(config: TrainConfig, columns: str | None = None, schema_file
     df = _subset(read_table(config.data), config)
     schema = _schema(df, columns, schema_file)
     print(schema)
-    train, test = _split(df, config)
-    model = TableFlow(schema=schema, seed=config.seed, missing=missing, **_given_options(config))
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as notices:  # shown once fit succeeds: an error stays one line
-        warnings.simplefilter("always")
-        model.fit(train)
-    seconds = time.perf_counter() - started
-    for notice in notices:
-        warnings.warn_explicit(notice.message, notice.category, notice.filename, notice.lineno)
-    folder = RunFolder.claim(config)
-    config = TrainConfig.from_dict({**config.to_dict(), **_trained_options(model), "out": str(folder.path)})
-    model.save(folder.path / TABLE_FOLDER)
+    folder = RunFolder.claim(config)  # config.json alone until the first checkpoint: the same --out can start again
+    config = TrainConfig.from_dict({**config.to_dict(), "out": str(folder.path)})
     folder.write_record({"kind": "table", "config": config.to_dict(), "schema": schema.to_json(), "missing": missing,
                          "data": {"source": str(config.data), "sha256": file_sha256(config.data), "rows": len(df),
                                   "columns": [str(c) for c in df.columns]}})
+    return fit_table_run(folder, config, df, schema, missing)
+
+
+def fit_table_run(folder: RunFolder, config: TrainConfig, df: pd.DataFrame, schema: Schema, missing: str,
+                  resume: bool = False) -> RunResult:
+    """Fit the TableFlow of a claimed run folder (or continue its checkpoint), then write the model,
+    metrics and plots; SIGINT/SIGTERM stop training with the checkpoint written (RunResult.stopped_by)."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    train, test = _split(df, config)
+    model = TableFlow(schema=schema, seed=config.seed, missing=missing, **_given_options(config))
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as notices, StopSignals() as stop:  # notices shown once fit succeeds: an error stays one line
+        warnings.simplefilter("always")
+        model.fit(train, checkpoint=folder.path / TABLE_CHECKPOINT, save_every=config.save_every, resume=resume, should_stop=stop)
+    seconds = time.perf_counter() - started
+    for notice in notices:
+        warnings.warn_explicit(notice.message, notice.category, notice.filename, notice.lineno)
+    if "interrupted_at_step" in model.metrics:
+        return RunResult(folder.path, {"steps_run": model.metrics["interrupted_at_step"]}, stop.received or int(signal.SIGTERM))
+    model.save(folder.path / TABLE_FOLDER)
+    # config.json's "trained": the model TableFlow sized and trained ("config" keeps the options as given, which --resume compares)
+    folder.write_record({**folder.record(), "trained": _trained_options(model)})
     metrics = _metrics(model, df, train, test, seconds)
     folder.write_metrics(metrics)
+    draw_or_warn(folder.path / "plots", lambda: write_table_plots(folder.path / "plots", model, df, config.seed))
     return RunResult(folder.path, metrics)
 
 
@@ -109,6 +131,11 @@ def _trained_options(model: TableFlow) -> dict[str, Any]:
             "lr": flow["lr"], "steps": model.steps or DEFAULT_STEPS, "batch_size": model.batch_size}
 
 
+def run_table(config: TrainConfig) -> pd.DataFrame:
+    """The rows a table run models: its file, with `--n`'s seeded subset."""
+    return _subset(read_table(config.data), config)
+
+
 def _subset(df: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     """A seeded subset of `--n` rows, as the numeric path takes."""
     if config.n is None or config.n >= len(df):
@@ -118,13 +145,14 @@ def _subset(df: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
 
 def _schema(df: pd.DataFrame, columns: str | None, schema_file: str | None) -> Schema:
     """The inferred schema with `--columns`' kinds, or the one in a `--schema` file (JSON, as
-    config.json records it)."""
+    config.json records it; a datetime column's dates are read in its "format")."""
     if schema_file is None:
         return infer_schema(df, overrides=columns)
     try:
-        return Schema.from_json(json.loads(Path(schema_file).read_text()))
+        schema = Schema.from_json(json.loads(Path(schema_file).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise FlowforgeError(f"--schema {schema_file}: not a flowforge table schema ({error})") from None
+    return declared_dates(schema, df)  # a datetime column's "format", set by hand, reads its cells
 
 
 def _split(df: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -186,7 +214,13 @@ def _pattern_metrics(details: pd.DataFrame) -> dict[str, Any]:
 
 
 def report_table_run(result: RunResult) -> int:
+    """Print a table run's outcome; an interrupted one exits with 128 + the signal's number."""
     m = result.metrics
+    if result.stopped_by is not None:
+        print(f"flowforge: interrupted by {signal.Signals(result.stopped_by).name} after {m['steps_run']} steps; "
+              f"{result.folder / TABLE_CHECKPOINT} holds the progress: 'flowforge train --resume {result.folder}' continues",
+              file=sys.stderr)
+        return 128 + result.stopped_by
     test_nll = "n/a" if m["test_nll"] is None else f"{m['test_nll']:.4f} nats"
     bound = " (a lower bound: dequantised " + ", ".join(m["dequantised"]) + ")" if m["likelihood"] == "lower bound" else ""
     print(f"run folder: {result.folder}")

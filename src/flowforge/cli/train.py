@@ -19,6 +19,7 @@ from .mixed_run import is_table_run, report_table_run, train_table_run, wants_ta
 from .options import FRACTION, NON_NEGATIVE_INT, OPEN_FRACTION, POSITIVE_FLOAT, POSITIVE_INT, SEED
 from .report import finish
 from .resume import prepare_resume
+from .table_resume import resume_table_run
 from .training import train_run
 
 MISSING = ("drop", "level", "model")
@@ -87,7 +88,8 @@ def _add_table_arguments(p: argparse.ArgumentParser) -> None:
     kinds = p.add_mutually_exclusive_group()
     kinds.add_argument("--columns", metavar="NAME:KIND,...",
                        help="column kinds for a table of mixed columns, overriding the inferred ones: real, positive, nonnegative, "
-                            "bounded(LOW,HIGH), integer, categorical, datetime, identifier, ignored (left out), e.g. price:positive,cut:categorical")
+                            "bounded(LOW,HIGH), integer, categorical, datetime or datetime(FORMAT) (e.g. datetime(%%d/%%m/%%Y)), identifier, ignored (left out), "
+                            "e.g. price:positive,cut:categorical")
     kinds.add_argument("--schema", metavar="FILE", help="a table's schema as JSON (the 'schema' entry of a table run's config.json)")
     p.add_argument("--missing", choices=MISSING, default="model",
                    help="blank cells of a mixed table: model (default): blank categories are a level and which numeric cells are blank is "
@@ -128,9 +130,9 @@ def train(args: argparse.Namespace) -> int:
         if args.columns or args.schema:
             raise FlowforgeError(f"--columns and --schema are for tables (.csv, .tsv, .parquet files); {config.data} is not one")
         return finish(train_run(config))
-    if is_table_run(args.resume):
-        raise FlowforgeError(f"{args.resume} is a run on a mixed table; --resume continues numeric and image runs only")
     _check_resume_options(args)
+    if is_table_run(args.resume):
+        return report_table_run(resume_table_run(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads))
     config, resume = prepare_resume(args.resume, steps=args.steps, save_every=args.save_every, threads=args.threads,
                                     progress=False if args.no_progress else None,
                                     device=args.device if args.device != TrainConfig().device else None)

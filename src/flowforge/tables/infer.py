@@ -44,7 +44,8 @@ INDEX_HEADERS = re.compile(r"^(|Unnamed: \d+|rownames|index)$")
 DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%Y/%m/%d", "%d.%m.%Y", "%m-%d-%Y", "%d-%m-%Y",
                 "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")  # what a date of those formats starts with
-OVERRIDE = re.compile(r"\s*([^,]+?)\s*:\s*(bounded\s*\([^)]*\)|\w+)\s*(?:,|$)")  # a name may hold a colon: "Unnamed: 0"
+OVERRIDE = re.compile(r"\s*([^,]+?)\s*:\s*(\w+\s*\([^)]*\)|\w+)\s*(?:,|$)")  # a name may hold a colon: "Unnamed: 0"
+DECLARED_FORMAT = re.compile(r"\s*datetime\s*\((.*)\)\s*", re.IGNORECASE)  # datetime(%d/%m/%Y): the format's case matters
 
 
 def parse_overrides(overrides: str | dict[str, str] | None) -> dict[str, str]:
@@ -64,7 +65,10 @@ def parse_overrides(overrides: str | dict[str, str] | None) -> dict[str, str]:
 
 
 def _kind_and_bounds(text: str) -> tuple[str, float | None, float | None]:
-    """'bounded(40, 80)' -> ('bounded', 40.0, 80.0); 'positive' -> ('positive', None, None)."""
+    """'bounded(40, 80)' -> ('bounded', 40.0, 80.0); 'positive' -> ('positive', None, None);
+    'datetime(%d/%m/%Y)' -> ('datetime', None, None) (its format: declared_format)."""
+    if declared_format(text) is not None:
+        return "datetime", None, None
     match = re.fullmatch(r"bounded\s*\(\s*([^,]+),\s*([^)]+)\)", text.strip().lower())
     if match:
         low, high = float(match.group(1)), float(match.group(2))
@@ -74,6 +78,16 @@ def _kind_and_bounds(text: str) -> tuple[str, float | None, float | None]:
     if text.strip().lower() not in KINDS or text.strip().lower() == "bounded":
         raise ValueError(f"unknown kind {text!r} (kinds: {', '.join(KINDS)}, with bounds as bounded(a,b))")
     return text.strip().lower(), None, None
+
+
+def declared_format(text: str) -> str | None:
+    """The strftime format of a 'datetime(FORMAT)' override (None for any other kind text)."""
+    match = DECLARED_FORMAT.fullmatch(text)
+    if match is None:
+        return None
+    if not match.group(1).strip():
+        raise ValueError("datetime() needs a format, e.g. datetime(%d/%m/%Y)")
+    return match.group(1).strip()
 
 
 def _python(value: Any) -> Any:
@@ -178,7 +192,7 @@ def _numeric_kind(values: pd.Series) -> str:
 
 
 def _column(name: str, values: pd.Series, kind: str, low: float | None, high: float | None, missing: int, dtype: str,
-            note: str = "") -> Column:
+            note: str = "", fmt: str | None = None) -> Column:
     """The Column of a kind, with its levels, bounds or resolution; ValueError names what does not fit."""
     if kind == "categorical":
         levels = _levels(values)
@@ -192,7 +206,7 @@ def _column(name: str, values: pd.Series, kind: str, low: float | None, high: fl
             return Column(name, kind, high=float(values.max()), missing=missing, dtype="int64", note=note)  # samples count on from it
         return Column(name, kind, missing=missing, dtype="object", note=note)
     if kind == "datetime":
-        return _datetime_column(name, values, missing)
+        return _datetime_column(name, values, missing, fmt)
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise ValueError(f"{kind} needs numbers, found text such as {values.iloc[0]!r}")
     x = values.to_numpy(float)
@@ -215,11 +229,14 @@ def _column(name: str, values: pd.Series, kind: str, low: float | None, high: fl
     return Column(name, kind, low=low, high=high, missing=missing, dtype="int64" if kind == "integer" else "float64")
 
 
-def _datetime_column(name: str, values: pd.Series, missing: int) -> Column:
-    """A datetime Column: the text format that reads every cell, resolution and earliest date."""
+def _datetime_column(name: str, values: pd.Series, missing: int, declared: str | None = None) -> Column:
+    """A datetime Column: the text format that reads every cell (`declared`, or the first of
+    DATE_FORMATS), resolution and earliest date."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise ValueError(f"datetime needs dates (a datetime dtype or text such as 2024-01-31), found numbers such as {values.iloc[0]!r}")
-    fmt = None if pd.api.types.is_datetime64_any_dtype(values) else date_format(values)
+    if declared is not None:
+        check_format(values, declared)
+    fmt = None if pd.api.types.is_datetime64_any_dtype(values) else declared or date_format(values)
     if fmt is None and not pd.api.types.is_datetime64_any_dtype(values):
         unread = values[pd.to_datetime(values, format="ISO8601", errors="coerce").isna()]
         raise ValueError(f"datetime, but no one format reads every cell (e.g. {unread.iloc[0]!r}); formats tried: "
@@ -233,6 +250,40 @@ def _datetime_column(name: str, values: pd.Series, missing: int) -> Column:
     resolution = next((r for r in (86400, 3600, 60, 1) if np.all(seconds % r == 0)), 1)
     low = float(seconds.min() // resolution)  # the earliest date: units are counted from it
     return Column(name, "datetime", low=low, resolution=float(resolution), missing=missing, dtype="datetime64[ns]", format=fmt)
+
+
+def check_format(values: pd.Series, fmt: str) -> None:
+    """ValueError unless the strftime format `fmt` reads every (non-missing) text cell of `values`,
+    naming the rows (the frame's index) of the cells it does not read."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        raise ValueError(f"datetime({fmt}): a format reads text, and this column holds dates already; declare it datetime")
+    text = values.map(lambda v: v if isinstance(v, str) else str(v))
+    try:
+        dates = pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError as error:
+        raise ValueError(f"datetime({fmt}): not a date format ({error})") from None
+    unread = text[dates.isna()]
+    if len(unread):
+        cells = ", ".join(f"row {row}: {cell!r}" for row, cell in unread.head(5).items())
+        raise ValueError(f"datetime({fmt}) does not read {len(unread)} of {len(text)} cells ({cells}{' ...' if len(unread) > 5 else ''})")
+
+
+def declared_dates(schema: Schema, df: pd.DataFrame) -> Schema:
+    """`schema` with each datetime column that names a text format read again from df in that format
+    (its earliest date, resolution and calendar follow from the cells): a schema file can set a
+    column's format by hand. One FlowforgeError names every cell a format does not read."""
+    problems, columns = [], []
+    for column in schema.columns:
+        if column.kind == "datetime" and column.format and column.format != "ISO8601" and column.name in df.columns:
+            values = df[column.name].dropna()
+            try:
+                column = _datetime_column(column.name, values, int(len(df) - len(values)), column.format)
+            except ValueError as error:
+                problems.append(f"{column.name!r}: {error}")
+        columns.append(column)
+    if problems:
+        raise FlowforgeError("cannot model these columns:\n  " + "\n  ".join(problems))
+    return Schema(columns)
 
 
 def _blank_column(name: str, rows: int, wanted: str | None) -> Column:
@@ -267,7 +318,8 @@ def infer_schema(df: pd.DataFrame, overrides: str | dict[str, str] | None = None
                 junk = _junk_in_numbers(str(name), values, kind)
                 if junk:
                     warnings.warn(junk, UserWarning, stacklevel=2)
-            columns.append(_column(str(name), values, kind, low, high, missing, str(df[name].dtype), note))
+            fmt = declared_format(wanted[name]) if name in wanted else None
+            columns.append(_column(str(name), values, kind, low, high, missing, str(df[name].dtype), note, fmt))
         except (ValueError, TypeError) as error:
             problems.append(f"{name!r}: {error}")
     if problems:

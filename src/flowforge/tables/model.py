@@ -12,8 +12,10 @@ mixture costs at most -log(1 - w) ~ w nats on any row. Identifier and constant c
 from __future__ import annotations
 
 import inspect
+import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ from ..errors import FlowforgeError
 from ..flows import MODELS, build_model
 from ..flows.flow import Flow
 from ..train import fit
+from ..train.history import History
 from . import notices, small
 from .baseline import TAIL_WEIGHT, GaussianBaseline
+from .checkpoint import FORMAT, TableCheckpoint, continued, read_table_checkpoint, rows_fingerprint
 from .copula import CopulaMarginals
 from .discrete import CategoricalAR, fit_categorical, one_hot, smoothed_log_frequencies
 from .encode import decode, encode
@@ -50,6 +54,13 @@ from .training import (
 )
 
 KEEP_TEST_SAMPLES = 256  # importance draws per incomplete row in small.keep_trained's test
+# The flow's size, measured on the tables benchmark's six tables below 2,000 training rows, seeds 0-2
+# (benchmarks/RESULTS.md, "Tables: TableFlow's size"): 2 layers did worse on every table where the flow
+# moves, 6 were mixed (9 of 15 seed pairs better than 4) at 1.5x the time; 128x128 beat 64x64 in 11 of 15
+# (Boston 28.27 -> 27.79 nats, iris 2.68 -> 2.48, every seed; within 0.02 elsewhere). Larger tables had 128x128 already.
+DEFAULT_LAYERS = 4
+DEFAULT_HIDDEN = (128, 128)
+
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples",
            "marginals")
 MARGINALS = ("support", "copula")
@@ -72,8 +83,8 @@ class TableFlow:
             (observed.py). "drop": rows with blank cells are left out (their counts, per column,
             in a warning). "level": blank categorical cells are a level of their own (blank numbers
             still drop the row).
-        layers, hidden, lr: the flow's size and learning rate (None: 4 layers, 64x64 below 2000
-            training rows and 128x128 above, lr from training.default_lr).
+        layers, hidden, lr: the flow's size and learning rate (None: DEFAULT_LAYERS spline
+            couplings of DEFAULT_HIDDEN, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
         samples: dequantisation draws per row when scoring integer and date columns.
         marginals: "support" (the default): the flow sees the continuous cells after their support
@@ -109,12 +120,26 @@ class TableFlow:
         options["hidden"] = list(options["hidden"]) if options["hidden"] else None
         return options
 
-    def fit(self, df: pd.DataFrame) -> TableFlow:
+    def fit(self, df: pd.DataFrame, *, checkpoint: str | os.PathLike | None = None, save_every: int | None = None,
+            resume: bool = False, should_stop: Callable[[], bool] | None = None) -> TableFlow:
+        """Fit the table's model to the rows of `df`.
+
+        Args:
+            checkpoint: a file for the training state (tables/checkpoint.py; no pickle), written
+                every `save_every` steps of the flow, at the end, and when `should_stop` asks.
+            resume: continue from `checkpoint` (the same rows, schema and options; `steps` may
+                grow): on the CPU the result equals a fit that never stopped.
+            should_stop: polled at each flow step; True ends training after that step with the
+                checkpoint written, and this TableFlow stays unfitted (`metrics["interrupted_at_step"]`)
+                until a fit with resume=True finishes it.
+        """
         started = time.perf_counter()
         if self.missing not in MISSING:
             raise FlowforgeError(f"missing={self.missing!r}: choose from {', '.join(MISSING)}")
         if self.marginals not in MARGINALS:
             raise FlowforgeError(f"marginals={self.marginals!r}: choose from {', '.join(MARGINALS)}")
+        if (resume or save_every or should_stop) and checkpoint is None:
+            raise FlowforgeError("fit: resume, save_every and should_stop need checkpoint=PATH (the file the training state goes to)")
         self.schema = self.schema or infer_schema(df)
         if self.missing in ("level", "model"):
             self.schema = with_blank_levels(self.schema, df)
@@ -136,13 +161,20 @@ class TableFlow:
         self.baseline = GaussianBaseline(self.schema, seed=self.seed, samples=self.samples).fit(df)
         incomplete = modelled & ~keep  # missing="model": rows the flow never sees, evidence in small.keep_trained
         self._held_out = (encoded.codes[incomplete], encoded.continuous[incomplete])
+        record = self._checkpoint_record(x, encoded.codes[modelled])
+        saved = read_table_checkpoint(checkpoint, record) if resume else None
+        self.metrics.pop("interrupted_at_step", None)
         with torch.random.fork_rng():  # the caller's random state is left as it was
             torch.manual_seed(self.seed)
-            self._fit_discrete(all_codes, all_train, all_val)
+            self._fit_discrete(all_codes, all_train, all_val, saved)
             if getattr(self, "pattern_model", None) is not None:
                 self.metrics["patterns"]["marginal"] = self.pattern_model.set_marginal(self.discrete, self.seed)
-            self._fit_continuous(x, codes, train, val)
+            saving = None if checkpoint is None else {"path": checkpoint, "record": {**record, "categorical": self.metrics["categorical"]},
+                                                      "save_every": save_every, "should_stop": should_stop}
+            self._fit_continuous(x, codes, train, val, saved, saving)
         del self._held_out
+        if "interrupted_at_step" in self.metrics:
+            return self
         self.decimals = {c.name: d for c in self.schema.continuous if not is_dequantised(c) or c.kind == "nonnegative"
                          if (d := decimals_of(df[c.name].dropna().to_numpy(float))) is not None}
         blank = notices.blank_cells(self.schema, df)
@@ -168,16 +200,25 @@ class TableFlow:
                                                           for k, level in enumerate(self.patterns.levels)}}
         return modelled
 
-    def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
+    def _checkpoint_record(self, x: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
+        """What a checkpoint was fitted to: a resumed fit must match it (steps may change)."""
+        return {"format": FORMAT, "schema": self.schema.to_json(), "options": self.options,
+                "steps": self.steps or DEFAULT_STEPS, "rows": rows_fingerprint(x, codes)}
+
+    def _fit_discrete(self, codes: torch.Tensor, train: np.ndarray, val: np.ndarray, saved: dict[str, Any] | None = None) -> None:
         sizes = [len(c.levels) for c in self.schema.discrete]
         priors = [smoothed_log_frequencies(codes[train, k].numpy(), s) for k, s in enumerate(sizes)]
-        self.discrete = CategoricalAR(sizes, priors)
+        self.discrete = CategoricalAR(sizes, priors)  # built when resuming too: the flow's initial weights follow in torch's stream
+        if saved is not None:
+            self.discrete.load_state_dict(saved["categorical"])
+            self.metrics["categorical"] = saved["record"]["categorical"]
+            return
         result = fit_categorical(self.discrete, codes[train], codes[val], self.steps or DEFAULT_STEPS, self.seed)
         self.metrics["categorical"] = result
 
     def _build_flow(self, features: int, rows: int) -> Flow:
         small = rows < SMALL_TABLE_ROWS
-        kwargs = {"layers": self.layers or 4, "hidden": tuple(self.hidden or ((64, 64) if small else (128, 128))),
+        kwargs = {"layers": self.layers or DEFAULT_LAYERS, "hidden": tuple(self.hidden or DEFAULT_HIDDEN),
                   "context_features": sum(len(c.levels) for c in self.schema.discrete),
                   "standardize": "whiten" if small else True, "seed": self.seed}
         if self.model == "nsf" and features == 1:
@@ -187,8 +228,11 @@ class TableFlow:
             del kwargs["seed"]  # realnvp and nice have no random choices to seed (torch's seed sets their weights)
         return build_model(self.model, features=features, **kwargs)
 
-    def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray) -> None:
-        self.flow = None
+    def _fit_continuous(self, x: np.ndarray, codes: torch.Tensor, train: np.ndarray, val: np.ndarray, saved: dict[str, Any] | None = None,
+                        saving: dict[str, Any] | None = None) -> None:
+        """Fit the flow; `saved`: a checkpoint to resume (read_table_checkpoint), `saving`: where and
+        when to write one (path, record, save_every, should_stop)."""
+        self.flow, self.history = None, History()
         if not self.schema.continuous:
             return
         hot = one_hot(codes, self.discrete.sizes)
@@ -202,6 +246,12 @@ class TableFlow:
         self.flow = self._build_flow(x.shape[1], len(train))
         initial = small.start_state(self.flow)
         context = {"context": c_train, "val_context": c_val} if c_train.shape[1] else {}
+        if saving is not None:
+            context.update(on_checkpoint=TableCheckpoint(saving["path"], self.flow, saving["record"], self.discrete.state_dict()),
+                           checkpoint_every=saving["save_every"], should_stop=saving["should_stop"])
+        if saved is not None:
+            self.flow.load_state_dict(saved["weights"])
+            context["resume"] = continued(saved["train_state"], saved["record"]["steps"], self.steps or DEFAULT_STEPS)
         lr = self.lr or default_lr(len(train))
         with warnings.catch_warnings():
             # the dequantised copies of a row repeat its other cells by design (a nonnegative column's
@@ -211,6 +261,10 @@ class TableFlow:
             warnings.filterwarnings("ignore", message=".*(takes only .* distinct values|is constant \\()", category=UserWarning)
             history = fit(self.flow, y_train, y_val, steps=self.steps or DEFAULT_STEPS, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, patience=self.patience, progress=False, **context)
+        self.history = history
+        if history.interrupted:  # the checkpoint holds the live weights; resume=True goes on from them
+            self.metrics["interrupted_at_step"] = len(history.step) + history.skipped_steps
+            return
         self.flow.eval()
         stayed = history.best_step == 0
         extra = self._incomplete_log_prob if len(self._held_out[0]) else None
@@ -247,7 +301,10 @@ class TableFlow:
         return {"likelihood": kind, "dequantised": dequantised, "dequantisation_samples": self.samples if dequantised else 0}
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "discrete"):
+        if "interrupted_at_step" in self.metrics:
+            raise FlowforgeError(f"this TableFlow's fit stopped at step {self.metrics['interrupted_at_step']}: "
+                                 "finish it with fit(df, checkpoint=..., resume=True)")
+        if not hasattr(self, "discrete") or not hasattr(self, "baseline"):
             raise FlowforgeError("this TableFlow is not fitted: call fit(df) or TableFlow.load(folder)")
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ and a figure is freed as soon as it goes out of scope.
 from .curves import plot_training_curve
 from .density import plot_density
 from .scatter import plot_samples
+from .tables import plot_marginals, plot_pairs
 from .targets import plot_importance_curves, plot_target_samples
 
-__all__ = ["plot_density", "plot_importance_curves", "plot_samples", "plot_target_samples", "plot_training_curve"]
+__all__ = ["plot_density", "plot_importance_curves", "plot_marginals", "plot_pairs", "plot_samples", "plot_target_samples", "plot_training_curve"]

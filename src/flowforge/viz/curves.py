@@ -24,6 +24,7 @@ def plot_training_curve(
     path: str | os.PathLike,
     val_steps: ArrayLike = (),
     val_nll: ArrayLike = (),
+    title: str | None = None,
 ) -> Path:
     """Plot train NLL per step (faint), its moving average (window ~2% of the run) and val NLL.
 
@@ -48,4 +49,6 @@ def plot_training_curve(
     axes.set_ylabel("NLL (nats)")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right")
+    if title:
+        axes.set_title(title, fontsize=9)
     return save(figure, path)
