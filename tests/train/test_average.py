@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from flowforge.train.average import WeightAverage
+from flowforge.train.ema import WeightAverage
 
 
 def test_the_average_follows_its_formula_and_leaves_buffers_to_the_module() -> None:

@@ -29,7 +29,7 @@ from ..targets.base import Target, as_target
 from ..targets.importance import importance_sample
 from ..transforms.base import data_dependent_layers, sets_up_on_this_call
 from ..transforms.standardize import Standardize
-from .average import WeightAverage
+from .ema import WeightAverage
 from .history import TrainState, clone_state
 from .optim import adam, learning_rate
 from .target_options import TargetHistory, TargetOptions
