@@ -91,7 +91,12 @@ def train_table_run(config: TrainConfig, columns: str | None = None, schema_file
     folder.write_record({"kind": "table", "config": config.to_dict(), "schema": schema.to_json(), "missing": missing,
                          "data": {"source": str(config.data), "sha256": file_sha256(config.data), "rows": len(df),
                                   "columns": [str(c) for c in df.columns]}})
-    return fit_table_run(folder, config, df, schema, missing)
+    try:
+        return fit_table_run(folder, config, df, schema, missing)
+    except BaseException:
+        if not (folder.path / TABLE_CHECKPOINT).exists():  # nothing to resume: no half-made run folder is left behind
+            folder.config_path.unlink(missing_ok=True)
+        raise
 
 
 def fit_table_run(folder: RunFolder, config: TrainConfig, df: pd.DataFrame, schema: Schema, missing: str,

@@ -63,7 +63,7 @@ def _incomplete(schema: Schema, df: pd.DataFrame, keep: np.ndarray, counts: dict
     text = (f"missing='model': {int((~keep).sum())} of {len(df)} rows have blank numeric cells (per column: {counts}): "
             f"which cells are blank is modelled with the categories on all {len(df)} rows; the flow of the numeric "
             f"columns learns from the {int(keep.sum())} complete rows")
-    if keep.mean() >= MOST_ROWS:
+    if keep.mean() >= MOST_ROWS or not counts:
         return text
     blankest = max(counts, key=counts.get)
     rest = [name for name in counts if name != blankest]
