@@ -54,12 +54,14 @@ from .training import (
 )
 
 KEEP_TEST_SAMPLES = 256  # importance draws per incomplete row in small.keep_trained's test
-# The flow's size, measured on the tables benchmark's six tables below 2,000 training rows, seeds 0-2
-# (benchmarks/RESULTS.md, "Tables: TableFlow's size"): 2 layers did worse on every table where the flow
-# moves, 6 were mixed (9 of 15 seed pairs better than 4) at 1.5x the time; 128x128 beat 64x64 in 11 of 15
-# (Boston 28.27 -> 27.79 nats, iris 2.68 -> 2.48, every seed; within 0.02 elsewhere). Larger tables had 128x128 already.
+# The flow's size (benchmarks/RESULTS.md, "Tables: TableFlow's size" and the note after it): 2 layers did
+# worse on every small table where the flow moves, 6 were mixed at 1.5x the time. 128x128 beat 64x64 on the
+# six small tables with blank rows dropped (Boston 28.27 -> 27.79 nats, iris 2.68 -> 2.48), but with the
+# blank-pattern model (missing="model") it lost airquality seed 2 to the Gaussian baseline (22.007 against
+# 21.970; 21.613 at 64x64), so small tables keep 64x64.
 DEFAULT_LAYERS = 4
 DEFAULT_HIDDEN = (128, 128)
+SMALL_HIDDEN = (64, 64)  # below SMALL_TABLE_ROWS training rows
 
 OPTIONS = ("model", "seed", "steps", "missing", "layers", "hidden", "lr", "batch_size", "val_fraction", "patience", "samples",
            "marginals")
@@ -84,7 +86,8 @@ class TableFlow:
             in a warning). "level": blank categorical cells are a level of their own (blank numbers
             still drop the row).
         layers, hidden, lr: the flow's size and learning rate (None: DEFAULT_LAYERS spline
-            couplings of DEFAULT_HIDDEN, lr from training.default_lr).
+            couplings of SMALL_HIDDEN below SMALL_TABLE_ROWS training rows and DEFAULT_HIDDEN
+            above, lr from training.default_lr).
         batch_size, val_fraction, patience: as in flowforge.fit.
         samples: dequantisation draws per row when scoring integer and date columns.
         marginals: "support" (the default): the flow sees the continuous cells after their support
@@ -218,7 +221,7 @@ class TableFlow:
 
     def _build_flow(self, features: int, rows: int) -> Flow:
         small = rows < SMALL_TABLE_ROWS
-        kwargs = {"layers": self.layers or DEFAULT_LAYERS, "hidden": tuple(self.hidden or DEFAULT_HIDDEN),
+        kwargs = {"layers": self.layers or DEFAULT_LAYERS, "hidden": tuple(self.hidden or (SMALL_HIDDEN if small else DEFAULT_HIDDEN)),
                   "context_features": sum(len(c.levels) for c in self.schema.discrete),
                   "standardize": "whiten" if small else True, "seed": self.seed}
         if self.model == "nsf" and features == 1:
