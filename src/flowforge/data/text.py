@@ -22,7 +22,8 @@ MISSING = {"NA", "N/A", "#N/A", "NULL", "NONE", "?", "-", "."}  # spreadsheet an
 Row = tuple[int, list[str]]  # (line number in the file, stripped cells)
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether a text cell reads as a float (as float() reads it: '1e3', 'nan' and 'inf' too)."""
     try:
         float(cell)
     except ValueError:
@@ -42,7 +43,7 @@ def _problem(name: str, line: int, column: int, cell: str, names: list[str] | No
     where = f"{name}: row {line}, column {label}"
     if cell == "" or cell.upper() in MISSING:
         return f"{where} is {'empty' if cell == '' else repr(cell)} (a missing value); fill or remove it"
-    if not _is_number(cell):
+    if not is_number(cell):
         return f"{where}: {cell!r} is not a number"
     if math.isfinite(float(cell)):
         return f"{where}: {cell} is too large for float32"
@@ -65,9 +66,9 @@ def _values(rows: list[Row], names: list[str] | None, name: str, width_line: int
             out[k] = [float(cell) for cell in cells]
         except ValueError:
             for column, cell in enumerate(cells):
-                if column not in bad and not _is_number(cell):
+                if column not in bad and not is_number(cell):
                     bad[column] = (_problem(name, line, column, cell, names), True)
-            out[k] = [float(cell) if _is_number(cell) else 0.0 for cell in cells]
+            out[k] = [float(cell) if is_number(cell) else 0.0 for cell in cells]
     for k, column in np.argwhere(~(np.abs(out) <= _FLOAT32_MAX)):  # NaN, Inf, or beyond float32, in row order
         if column not in bad:
             line, cells = rows[k]
@@ -98,7 +99,7 @@ def parse_table(text: str, name: str) -> tuple[np.ndarray, list[str] | None]:
     rows = [(i, split(line) if line.strip() else []) for i, line in lines]
     names = None
     first = rows[0][1]
-    if any(c and c.upper() not in MISSING for c in first) and not any(_is_number(cell) for cell in first):
+    if any(c and c.upper() not in MISSING for c in first) and not any(is_number(cell) for cell in first):
         names, rows = rows[0][1], rows[1:]
         if not rows:
             raise FlowforgeError(f"{name} has a header row but no data rows")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..data.text import is_number
 from .figure import new_figure, save
 
 HOW = ("real", "log", "integer", "date", "categorical")  # how a column is drawn
@@ -81,7 +82,7 @@ def _bars(axes, name: str, data: Sequence[str], samples: Sequence[str]) -> None:
     levels most frequent first."""
     levels, counts = np.unique(np.asarray(data, dtype=str), return_counts=True)
     order = [str(v) for v in levels[np.argsort(-counts, kind="stable")]]
-    if len(order) <= MAX_BARS and all(_is_number(v) for v in order):
+    if len(order) <= MAX_BARS and all(is_number(v) for v in order):
         order.sort(key=float)
     shown = order[:MAX_BARS] if len(order) <= MAX_BARS + 1 else order[: MAX_BARS - 1]
     labels = shown + ([f"other ({len(order) - len(shown)})"] if len(shown) < len(order) else [])
@@ -96,14 +97,6 @@ def _bars(axes, name: str, data: Sequence[str], samples: Sequence[str]) -> None:
                     fontsize=7)
     axes.set_xlabel(name, fontsize=8)
     axes.set_ylabel("share of rows", fontsize=7)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def plot_marginals(columns: Sequence[tuple[str, str, ArrayLike, ArrayLike]], path: str | os.PathLike,
