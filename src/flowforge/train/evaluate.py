@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -15,30 +16,39 @@ from .ema import ema_weights
 from .history import TrainState, clone_state
 
 
-@torch.no_grad()
-def row_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> Tensor:
-    """Each row's negative log-likelihood (nats, float64 on the CPU) under `flow` in eval mode,
-    on this process's rows only (mean_nll is the one that sums across ranks)."""
+def _batch_nll(flow: Flow, data: Any, context: Any, batch_size: int, shard: bool) -> Iterator[Tensor]:
+    """Each batch's per-row NLL (float64, CPU) under `flow` in eval mode, a batch at a time (a .npy
+    file is read in the flow's dtype, not float32); with `shard`, this rank's rows only."""
     check_int("batch_size", batch_size, 1)
     data = as_data(data, "data", flow.event_shape)
     context = as_data(context, "context") if context is not None else None
     check_same_rows(data, context, "data", "context")
     dtype, device = flow._anchor().dtype, flow._anchor().device
     data, context = to_flow_dtype(data, dtype, "data"), to_flow_dtype(context, dtype, "context")
+    rows = torch.arange(data.shape[0])
+    rows = distributed.shard(rows) if shard else rows
     was_training = flow.training
     flow.eval()
-    parts = []
-    for part in torch.arange(data.shape[0]).split(batch_size):
-        c = context[part].to(device) if context is not None else None
-        parts.append(-flow.log_prob(data[part].to(device), c).double().cpu())
-    flow.train(was_training)
+    try:
+        for part in rows.split(batch_size):
+            c = context[part].to(device) if context is not None else None
+            yield -flow.log_prob(data[part].to(device), c).double().cpu()
+    finally:
+        flow.train(was_training)
+
+
+@torch.no_grad()
+def row_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> Tensor:
+    """Each row's negative log-likelihood (nats, float64 on the CPU) under `flow` in eval mode,
+    on this process's rows only (mean_nll is the one that sums across ranks)."""
+    parts = list(_batch_nll(flow, data, context, batch_size, shard=False))
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
 @torch.no_grad()
 def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192) -> float:
     """Mean negative log-likelihood (nats) of `data` (a tensor, array or .npy path) under `flow`
-    in eval mode, over all ranks.
+    in eval mode, over all ranks; memory stays one batch's, however many rows.
 
     Example:
         >>> import torch, flowforge
@@ -46,23 +56,10 @@ def mean_nll(flow: Flow, data: Any, context: Any = None, batch_size: int = 8192)
         >>> round(flowforge.mean_nll(flow, torch.zeros(10, 2)), 4)  # -log N(0; 0, I) = log(2 pi)
         1.8379
     """
-    check_int("batch_size", batch_size, 1)
-    data = as_data(data, "data", flow.event_shape)
-    context = as_data(context, "context") if context is not None else None
-    check_same_rows(data, context, "data", "context")
-    dtype = flow._anchor().dtype  # a .npy file is read in the flow's dtype, not float32
-    data, context = to_flow_dtype(data, dtype, "data"), to_flow_dtype(context, dtype, "context")
-    was_training = flow.training
-    flow.eval()
-    device = flow._anchor().device
-    rows = torch.arange(data.shape[0])
-    rows = distributed.shard(rows) if distributed.is_distributed() else rows
     total = torch.zeros(2, dtype=torch.float64)
-    for part in rows.split(batch_size):
-        c = context[part].to(device) if context is not None else None
-        total[0] -= flow.log_prob(data[part].to(device), c).double().sum().cpu()
-        total[1] += len(part)
-    flow.train(was_training)
+    for nll in _batch_nll(flow, data, context, batch_size, shard=distributed.is_distributed()):
+        total[0] += nll.sum()
+        total[1] += len(nll)
     total = distributed.sum_across(total)
     return float(total[0] / total[1])
 
