@@ -105,8 +105,9 @@ def check_run(
     with torch.random.fork_rng(devices=[]):  # an image model's dequantisation noise: the same draw each check
         torch.manual_seed(0)
         rows = torch.from_numpy(x).to(dtype)
+        ctx = torch.from_numpy(context).to(dtype) if context is not None else None
         scale = column_scale(torch.from_numpy(x)) if x.ndim == 2 else None  # tables: relative to each column's spread
-        health = measure(flow, rows, torch.from_numpy(context).to(dtype) if context is not None else None, scale=scale)
+        health = measure(flow, rows, ctx, scale=scale)
     problems = []
     if scale is not None and not health.round_trip_scaled_max <= tolerance:
         problems.append(f"round-trip error {health.round_trip_scaled_max:.3g} of a column's standard deviation "
@@ -117,7 +118,6 @@ def check_run(
         problems.append(f"log-det gap {health.logdet_gap_max:.3g} nats > tolerance {logdet_tolerance:g}")
     notes, float32_only = [], []
     if problems and dtype == torch.float32 and scale is not None:  # tables; images keep the strict rule
-        ctx = torch.from_numpy(context).to(dtype) if context is not None else None
         float32_only = float32_only_rows(flow, rows, ctx, scale, tolerance, logdet_tolerance)
         if float32_only:
             problems = []
@@ -126,7 +126,6 @@ def check_run(
                          "steep tails), not a defect")
     far = None
     if scale is not None:  # vectors and tables: do the samples stay near the data?
-        ctx = torch.from_numpy(context).to(dtype) if context is not None else None
         far = far_sample_share(flow, rows, ctx)
         if not far <= FAR_SHARE:
             problems.append(f"{far:.1%} of sampled cells lie more than {FAR_REACH:g} standard deviations beyond their "
